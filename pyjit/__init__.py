@@ -1,0 +1,1 @@
+"""pyjit: the JIT funding gateway of a card program issued on Marqeta."""
