@@ -1,0 +1,7 @@
+"""`python -m pyjit`, the same as the `pyjit` command."""
+
+import sys
+
+from pyjit.cli import main
+
+sys.exit(main())

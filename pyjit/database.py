@@ -1,0 +1,82 @@
+"""Where the journal lives: the configured PostgreSQL, or an embedded one under PYJIT_HOME."""
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+# The writer holds one connection; the others serve /ready, admin reads and snapshots.
+POOL_SIZE = 4
+
+
+@dataclass
+class Database:
+    """A PostgreSQL URL and, for the embedded server, how to let go of it."""
+
+    url: str
+    embedded: bool
+    release: Callable[[], None]
+
+
+def open_database(database_url: str | None, home: Path) -> Database:
+    """Use `database_url`, or start (or join) the embedded server in `home`/pgdata."""
+    if database_url:
+        return Database(database_url, embedded=False, release=lambda: None)
+    return start_embedded(home / "pgdata")
+
+
+def start_embedded(pgdata: Path) -> Database:
+    """Start the `pgserver` PostgreSQL on `pgdata`, creating it on first use.
+
+    A process killed without cleanup leaves the server running; the next start joins it.
+    """
+    from pgserver.postgres_server import get_server
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset, as it is under CI and in tests.
+        warnings.simplefilter("ignore")
+        server = get_server(pgdata.resolve(), cleanup_mode="stop")
+    url: str = server.get_uri("postgres")
+    log.info("embedded PostgreSQL ready in %s", pgdata)
+    return Database(url, embedded=True, release=server.cleanup)
+
+
+async def create_pool(url: str) -> asyncpg.Pool:
+    """A small pool whose broken connections are replaced on the next acquire, so the
+    gateway survives a PostgreSQL restart without one of its own."""
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=POOL_SIZE,
+        command_timeout=30,
+        max_inactive_connection_lifetime=60,
+    )
+    assert pool is not None
+    return pool
+
+
+async def wait_for_database(url: str, attempts: int = 50, delay_s: float = 0.2) -> None:
+    """Wait until PostgreSQL accepts a connection, as it may still be starting."""
+    for attempt in range(attempts):
+        try:
+            connection = await asyncpg.connect(url, timeout=5)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(delay_s)
+        else:
+            await connection.close()
+            return

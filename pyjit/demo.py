@@ -1,0 +1,115 @@
+"""`pyjit demo`: the gateway on embedded defaults, a demo program, a short synthetic replay."""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+
+from pyjit.clock import SystemClock, SystemIds
+from pyjit.config import DEMO_USERNAME, Config, client_config, demo_password
+from pyjit.profile import Profile
+
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+REAL_FILE = "../shared/data/card_transactions_multicard_sample.csv"
+
+
+def run_demo(rows: int, seed: int) -> int:
+    console = Console()
+    env = dict(os.environ)
+    env.setdefault("PYJIT_GATEWAY_USERNAME", DEMO_USERNAME)
+    env.setdefault("PYJIT_GATEWAY_PASSWORD", demo_password(SystemIds()))
+    env.setdefault("PYJIT_HTTP_ADDR", f"127.0.0.1:{_free_port(8080)}")
+    config = client_config(env)
+    console.print(f"starting the gateway on {config.base_url} (data in {config.home}) ...")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pyjit", "serve", "--demo"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(config.home / "demo-server.log").open("ab") if _ensure(config.home) else None,
+    )
+    try:
+        if not _wait_ready(config.base_url, server):
+            console.print(
+                f"[red]the gateway did not become ready; see {config.home}/demo-server.log[/red]"
+            )
+            return 1
+        code = _replay_sample(config, rows, seed, console)
+        _explain(console, config.base_url, env)
+        return code
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _replay_sample(config: Config, rows: int, seed: int, console: Console) -> int:
+    from pyjit.cli import run_replay
+    from pyjit.transactions import synthetic_transactions
+
+    transactions = synthetic_transactions(rows, seed)
+    source = f"pyjit demo sample rows={rows} seed={seed}".encode()
+    args = argparse.Namespace(
+        rate=None,
+        concurrency=16,
+        seed=seed,
+        quiet=False,
+        json=None,
+        answers=None,
+        file="built-in synthetic sample",
+    )
+    console.print(f"replaying {rows} synthetic card transactions (seed {seed}) ...")
+    return run_replay(args, config, config.base_url, source, transactions, Profile(), console)
+
+
+def _explain(console: Console, url: str, env: dict[str, str]) -> None:
+    console.print(
+        "\nTo replay a real file against a gateway, run `pyjit serve` (it keeps running) and:\n"
+        f"  PYJIT_GATEWAY_USERNAME={env['PYJIT_GATEWAY_USERNAME']} "
+        f"PYJIT_GATEWAY_PASSWORD='{env['PYJIT_GATEWAY_PASSWORD']}' \\\n"
+        f"  .venv/bin/pyjit replay {REAL_FILE} --url {url} [--rate 1000]"
+    )
+
+
+def _ensure(home: Path) -> bool:
+    home.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def _free_port(preferred: int) -> int:
+    """`preferred` if nothing listens there, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            bound: int = probe.getsockname()[1]
+            return bound
+    raise OSError("no free TCP port")
+
+
+def _wait_ready(base_url: str, server: subprocess.Popen[bytes]) -> bool:
+    clock = SystemClock()
+    deadline_ns = clock.monotonic_ns() + int(READY_TIMEOUT_S * 1e9)
+    while clock.monotonic_ns() < deadline_ns:
+        if server.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,201 @@
+"""The HTTP edge: the processor's JIT endpoint, health and readiness, and admin endpoints."""
+
+import base64
+import hmac
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from pyjit import logs, reconciliation
+from pyjit._engine import MessageError, ProgramError, TokenConflict
+from pyjit.clock import Clock
+from pyjit.config import Config
+from pyjit.decider import Decider, NotDurable
+from pyjit.recovery import RecoveryReport
+from pyjit.snapshots import store as store_snapshot
+
+log = logging.getLogger(__name__)
+
+JIT_BODY_MAX = 64 * 1024
+ADMIN_BODY_MAX = 64 * 1024 * 1024
+PROGRAM_COMMIT_TIMEOUT_S = 30.0
+READY_PROBE_TIMEOUT_S = 1.0
+JSON = "application/json"
+
+
+@dataclass
+class ServerState:
+    """What the handlers share; `decider` is None until recovery has finished."""
+
+    config: Config
+    clock: Clock
+    pool: asyncpg.Pool
+    decider: Decider | None = None
+    recovery: RecoveryReport | None = None
+    snapshots_taken: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def basic_header(username: str, password: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"{username}:{password}".encode())
+
+
+def json_response(status: int, payload: object) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type=JSON)
+
+
+def build_app(state: ServerState) -> web.Application:
+    app = web.Application(client_max_size=ADMIN_BODY_MAX)
+    app[STATE] = state
+    gateway = basic_header(state.config.gateway_username, state.config.gateway_password)
+    admin = basic_header(*state.config.admin_credentials)
+    app.router.add_post("/jit", _jit_handler(state, gateway))
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
+    app.router.add_post("/admin/program", _guarded(admin, _load_program))
+    app.router.add_get("/admin/reconciliation", _guarded(admin, _reconciliation))
+    app.router.add_post("/admin/snapshot", _guarded(admin, _snapshot))
+    return app
+
+
+STATE = web.AppKey("state", ServerState)
+
+
+def _authorized(request: web.Request, expected: bytes) -> bool:
+    presented = request.headers.get("Authorization", "").encode("latin-1", "replace")
+    return hmac.compare_digest(presented, expected)
+
+
+def _unauthorized() -> web.Response:
+    response = json_response(401, {"error": "missing or wrong Basic credentials"})
+    response.headers["WWW-Authenticate"] = 'Basic realm="pyjit"'
+    return response
+
+
+def _jit_handler(state: ServerState, expected: bytes) -> Any:
+    clock = state.clock
+
+    async def jit(request: web.Request) -> web.Response:
+        received_ns = clock.monotonic_ns()
+        if not _authorized(request, expected):
+            logs.log_rejected(None, "Authorization", "missing or wrong Basic credentials", 401)
+            return _unauthorized()
+        decider = state.decider
+        if decider is None:
+            return json_response(503, {"error": "recovering, not ready to decide"})
+        length = request.content_length
+        body = b"" if length is not None and length > JIT_BODY_MAX else await request.read()
+        if (length is not None and length > JIT_BODY_MAX) or len(body) > JIT_BODY_MAX:
+            return _bad_input(body, "body", f"body over {JIT_BODY_MAX} bytes", 400)
+
+        try:
+            answer = await decider.decide(body, received_ns)
+        except TokenConflict as error:
+            return _bad_input(body, error.field, str(error), 409)
+        except MessageError as error:
+            return _bad_input(body, error.field, str(error), 400)
+
+        outcome = "approved" if answer.approved else "declined"
+        latency_us = (clock.monotonic_ns() - received_ns) // 1000
+        logs.log_decision(
+            answer.token, answer.method, outcome, answer.decline_reason, latency_us, answer.status
+        )
+        return web.Response(status=answer.status, body=answer.body, content_type=JSON)
+
+    return jit
+
+
+def _bad_input(body: bytes, field_path: str, message: str, status: int) -> web.Response:
+    logs.log_rejected(_token_of(body), field_path, message, status)
+    return json_response(status, {"error": message, "field": field_path})
+
+
+def _token_of(body: bytes) -> str | None:
+    """The JIT token of a rejected body, if it can be found, for the log line only."""
+    try:
+        token = orjson.loads(body)["gpa_order"]["jit_funding"]["token"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def _guarded(expected: bytes, handler: Any) -> Any:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not _authorized(request, expected):
+            return _unauthorized()
+        state = request.app[STATE]
+        if state.decider is None:
+            return json_response(503, {"error": "recovering, not ready"})
+        response: web.StreamResponse = await handler(request, state, state.decider)
+        return response
+
+    return guarded
+
+
+async def _health(request: web.Request) -> web.Response:
+    return json_response(200, {"status": "alive"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    checks: dict[str, dict[str, object]] = {"journal": await _probe_journal(state)}
+    recovery = state.recovery
+    checks["recovery"] = {
+        "ok": state.decider is not None,
+        "last_seq": recovery.last_seq if recovery else None,
+        "entries_applied": recovery.entries_applied if recovery else None,
+        "entries_per_second": round(recovery.entries_per_second) if recovery else None,
+    }
+    if state.decider is not None:
+        writer = state.decider.writer
+        checks["writer"] = {
+            "ok": writer.healthy,
+            "backlog": writer.backlog,
+            "committed_seq": writer.committed_seq,
+        }
+    ready = all(check["ok"] for check in checks.values())
+    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
+
+
+async def _probe_journal(state: ServerState) -> dict[str, object]:
+    started_ns = state.clock.monotonic_ns()
+    try:
+        async with state.pool.acquire(timeout=READY_PROBE_TIMEOUT_S) as connection:
+            await connection.fetchval("SELECT 1", timeout=READY_PROBE_TIMEOUT_S)
+    except Exception as error:
+        return {"ok": False, "error": repr(error)}
+    latency_ms = (state.clock.monotonic_ns() - started_ns) / 1e6
+    return {"ok": True, "latency_ms": round(latency_ms, 3)}
+
+
+async def _load_program(request: web.Request, state: ServerState, decider: Decider) -> web.Response:
+    body = await request.read()
+    try:
+        entries = await decider.load_program(body, PROGRAM_COMMIT_TIMEOUT_S)
+    except ProgramError as error:
+        problems = [{"path": path, "message": message} for path, message in error.problems]
+        log.warning("program rejected with %d problems", len(problems))
+        return json_response(400, {"error": "program rejected", "problems": problems})
+    except NotDurable as error:
+        return json_response(503, {"error": str(error)})
+    log.info("program loaded: %d journal entries", entries)
+    return json_response(200, {"entries": entries, "last_seq": decider.engine.last_seq})
+
+
+async def _reconciliation(
+    request: web.Request, state: ServerState, decider: Decider
+) -> web.Response:
+    prefix = request.query.get("prefix", "")
+    result = await reconciliation.reconcile(state.pool, decider, prefix)
+    return json_response(200, result)
+
+
+async def _snapshot(request: web.Request, state: ServerState, decider: Decider) -> web.Response:
+    snapshot = await decider.quiesce_and_snapshot(timeout_s=10.0)
+    await store_snapshot(state.pool, snapshot)
+    state.snapshots_taken += 1
+    return json_response(200, {"seq": snapshot.seq, "digest": snapshot.digest})

@@ -1,0 +1,176 @@
+"""The replay profile and the program it produces: every card of a transaction file becomes
+a card with an account holder and a funded account, under the profile's spend controls."""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyjit.transactions import CardTransaction
+
+GAMBLING_MCCS = ("7995", "7800", "7801", "7802")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Relative weights of how an approved authorization ends."""
+
+    full: int = 72
+    partial: int = 10
+    tip: int = 10
+    reversed: int = 8
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Opening balance and controls for every replayed account holder (amounts in dollars)."""
+
+    currency: str = "USD"
+    opening_balance: str = "2500.00"
+    transaction_limit: str = "2000.00"
+    daily_limit: str = "1500.00"
+    monthly_limit: str = "9000.00"
+    blocked_mccs: tuple[str, ...] = GAMBLING_MCCS
+    hold_expiration_days: int = 7
+    mix: Mix = field(default_factory=Mix)
+    # How many later messages go out before an authorization's clearing, so clearings
+    # arrive "later" as they do in real traffic.
+    clearing_lag: int = 200
+
+    def fingerprint(self) -> bytes:
+        return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)
+
+
+def load_profile(path: Path | None) -> Profile:
+    """The built-in profile, overridden by the keys of a JSON profile file."""
+    if path is None:
+        return Profile()
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise ProfileError(f"cannot read profile {path}: {error}") from error
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {path} must be a JSON object")
+    known = {item.name for item in fields(Profile)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ProfileError(f"profile {path}: unknown keys {', '.join(unknown)}")
+    try:
+        if "mix" in raw:
+            raw["mix"] = Mix(**raw["mix"])
+        if "blocked_mccs" in raw:
+            raw["blocked_mccs"] = tuple(str(mcc).zfill(4) for mcc in raw["blocked_mccs"])
+        profile = Profile(**raw)
+        for name in ("opening_balance", "transaction_limit", "daily_limit", "monthly_limit"):
+            Decimal(getattr(profile, name))
+    except (TypeError, InvalidOperation) as error:
+        raise ProfileError(f"profile {path}: {error}") from error
+    return profile
+
+
+def run_prefix(source: bytes, seed: int, profile: Profile) -> str:
+    """A short token prefix fixed by the file, the seed and the profile, so replaying the
+    same file twice sends the same tokens and a different file never collides."""
+    digest = hashlib.sha256(source + b"|" + str(seed).encode() + b"|" + profile.fingerprint())
+    return "r" + digest.hexdigest()[:8]
+
+
+def holder_token(prefix: str, holder: str) -> str:
+    return f"{prefix}-u{holder}"
+
+
+def card_token(prefix: str, card: str) -> str:
+    return f"{prefix}-c{card}"
+
+
+def build_program(
+    prefix: str, transactions: Sequence[CardTransaction], profile: Profile
+) -> dict[str, Any]:
+    """The program file (docs/program-file.md) for every holder and card in the file."""
+    holders = sorted({row.holder for row in transactions})
+    cards = sorted({(row.card, row.holder) for row in transactions})
+    product = f"{prefix}-product"
+    gambling = f"{prefix}-gambling"
+    controls = [
+        ("txn", "TRANSACTION", profile.transaction_limit),
+        ("day", "DAY", profile.daily_limit),
+        ("month", "MONTH", profile.monthly_limit),
+    ]
+    return {
+        "program": {"token": "replay", "currency_code": profile.currency},
+        "cardproducts": [{"token": product, "name": "Replay cards", "config": _jit_enabled()}],
+        "mccgroups": [
+            {
+                "token": gambling,
+                "name": "Gambling",
+                "mccs": list(profile.blocked_mccs),
+                "config": {
+                    "authorization_controls": {"hold_expiration_days": profile.hold_expiration_days}
+                },
+            }
+        ],
+        "users": [
+            {"token": holder_token(prefix, holder), "first_name": "Holder", "last_name": holder}
+            for holder in holders
+        ],
+        "cards": [
+            {
+                "token": card_token(prefix, card),
+                "user_token": holder_token(prefix, holder),
+                "card_product_token": product,
+                "state": "ACTIVE",
+            }
+            for card, holder in cards
+        ],
+        "velocitycontrols": [
+            {
+                "token": f"{prefix}-{suffix}",
+                "name": f"{window.lower()} spend limit",
+                "association": {"card_product_token": product},
+                "amount_limit": limit,
+                "usage_limit": -1,
+                "velocity_window": window,
+                "currency_code": profile.currency,
+                "include_purchases": True,
+                "include_withdrawals": True,
+                "approvals_only": True,
+                "active": True,
+            }
+            for suffix, window, limit in controls
+        ],
+        "authcontrols": [
+            {
+                "token": f"{prefix}-no-gambling",
+                "name": "No gambling",
+                "association": {"card_product_token": product},
+                "merchant_scope": {"mcc_group": gambling},
+                "active": True,
+            }
+        ],
+        "gpaorders": [
+            {
+                "token": f"{prefix}-fund-{holder}",
+                "user_token": holder_token(prefix, holder),
+                "amount": profile.opening_balance,
+                "currency_code": profile.currency,
+                "memo": "opening balance",
+            }
+            for holder in holders
+        ],
+    }
+
+
+def _jit_enabled() -> dict[str, Any]:
+    return {"jit_funding": {"programgateway_funding_source": {"enabled": True}}}
+
+
+def opening_minor(profile: Profile) -> int:
+    return int(Decimal(profile.opening_balance) * 100)

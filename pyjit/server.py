@@ -1,0 +1,158 @@
+"""`pyjit serve`: start the journal, recover, serve, and stop cleanly.
+
+Order at start: database (embedded or configured), migrations, HTTP listener (so /health
+answers at once and /ready says "recovering"), recovery, then the decider goes live with its
+writer, snapshot and hold-expiry tasks. On SIGTERM: stop accepting, let in-flight requests
+finish (their commits included), snapshot at a fully committed moment, exit.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pyjit import migrations
+from pyjit.clock import Clock
+from pyjit.config import Config
+from pyjit.database import create_pool, open_database, wait_for_database
+from pyjit.decider import Decider
+from pyjit.edge import ServerState, build_app
+from pyjit.journal import JournalWriter
+from pyjit.recovery import recover
+from pyjit.snapshots import store as store_snapshot
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+SHUTDOWN_SNAPSHOT_TIMEOUT_S = 10.0
+PERIODIC_SNAPSHOT_TIMEOUT_S = 2.0
+SNAPSHOT_CHECK_S = 1.0
+
+
+async def run_migrations(url: str) -> list[migrations.Migration]:
+    pool = await create_pool(url)
+    try:
+        async with pool.acquire() as connection:
+            return await migrations.migrate(connection)
+    finally:
+        await pool.close()
+
+
+async def serve(
+    config: Config,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run the gateway until `stop` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or _stop_on_signals()
+    database = await asyncio.to_thread(open_database, config.database_url, config.home)
+    try:
+        await wait_for_database(database.url)
+        pool = await create_pool(database.url)
+        try:
+            async with pool.acquire() as connection:
+                await migrations.migrate(connection)
+            state = ServerState(config, clock, pool)
+            await _serve_with(state, stop, on_listening)
+        finally:
+            await pool.close()
+    finally:
+        database.release()
+
+
+async def _serve_with(
+    state: ServerState,
+    stop: asyncio.Event,
+    on_listening: Callable[[str], Awaitable[None] | None] | None,
+) -> None:
+    config = state.config
+    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
+    await site.start()
+    url = _listening_url(runner, config)
+    log.info("listening on %s", url)
+    if on_listening is not None:
+        waited = on_listening(url)
+        if waited is not None:
+            await waited
+
+    engine, report = await recover(state.pool, state.clock)
+    writer = JournalWriter(state.pool, config.batch_max_entries)
+    decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
+    tasks = [
+        asyncio.create_task(writer.run(), name="journal-writer"),
+        asyncio.create_task(_snapshot_loop(state, decider), name="snapshots"),
+        asyncio.create_task(_expiry_loop(config.expiry_interval_s, decider), name="expiry"),
+    ]
+    state.decider, state.recovery = decider, report
+    log.info("ready: deciding from seq %d", engine.last_seq)
+
+    await stop.wait()
+    log.info("stopping: draining in-flight requests")
+    await runner.cleanup()
+    await _final_snapshot(state, decider)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("stopped at seq %d", decider.engine.last_seq)
+
+
+def _listening_url(runner: web.AppRunner, config: Config) -> str:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return f"http://{address[0]}:{address[1]}"
+    return config.base_url
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _final_snapshot(state: ServerState, decider: Decider) -> None:
+    try:
+        snapshot = await decider.quiesce_and_snapshot(SHUTDOWN_SNAPSHOT_TIMEOUT_S)
+        await store_snapshot(state.pool, snapshot)
+    except (TimeoutError, OSError) as error:
+        # Recovery replays the journal from the previous snapshot; nothing is lost.
+        log.error("no snapshot at shutdown, the journal is unreachable: %r", error)
+
+
+async def _snapshot_loop(state: ServerState, decider: Decider) -> None:
+    """Snapshot every interval, or sooner when many entries accumulated, so recovery has
+    a short journal tail to replay."""
+    config = state.config
+    last_seq = decider.engine.last_seq
+    last_ns = state.clock.monotonic_ns()
+    while True:
+        await asyncio.sleep(SNAPSHOT_CHECK_S)
+        grown = decider.engine.last_seq - last_seq
+        elapsed_s = (state.clock.monotonic_ns() - last_ns) / 1e9
+        due = grown >= config.snapshot_every_entries or elapsed_s >= config.snapshot_interval_s
+        if not due or grown == 0:
+            continue
+        try:
+            snapshot = await decider.quiesce_and_snapshot(PERIODIC_SNAPSHOT_TIMEOUT_S)
+            await store_snapshot(state.pool, snapshot)
+        except Exception as error:
+            log.warning("periodic snapshot skipped: %r", error)
+            continue
+        state.snapshots_taken += 1
+        last_seq, last_ns = snapshot.seq, state.clock.monotonic_ns()
+
+
+async def _expiry_loop(interval_s: float, decider: Decider) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        with contextlib.suppress(Exception):
+            expired = decider.expire_holds()
+            if expired:
+                log.info("hold expiry: %d journal entries", expired)
