@@ -1,0 +1,91 @@
+"""Proves that `pyjit serve`'s configuration is read from TOML and environment (environment
+wins), that Marqeta's credential rule is enforced with clear messages, that serving without
+credentials is refused outside a demo, and that a demo generates valid credentials."""
+
+from pathlib import Path
+
+import pytest
+
+from pyjit.clock import SystemIds
+from pyjit.config import (
+    Address,
+    ConfigError,
+    check_password,
+    check_username,
+    demo_password,
+    load_config,
+)
+
+GOOD = {"PYJIT_GATEWAY_USERNAME": "processor", "PYJIT_GATEWAY_PASSWORD": "Secret-Enough-1234567!"}
+
+
+def test_defaults_with_credentials() -> None:
+    config = load_config(environ=GOOD)
+    assert config.http_addr == Address("127.0.0.1", 8080)
+    assert config.grpc_addr == Address("127.0.0.1", 50051)
+    assert config.commit_budget_ms == 1500
+    assert config.database_url is None
+    assert config.home == Path(".pyjit")
+
+
+def test_toml_file_then_environment_wins(tmp_path: Path) -> None:
+    path = tmp_path / "pyjit.toml"
+    path.write_text('http_addr = "0.0.0.0:9000"\ncommit_budget_ms = 800\nhome = "/srv/pyjit"\n')
+    config = load_config(str(path), {**GOOD, "PYJIT_COMMIT_BUDGET_MS": "900"})
+    assert config.http_addr == Address("0.0.0.0", 9000)
+    assert config.commit_budget_ms == 900
+    assert config.home == Path("/srv/pyjit")
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "pyjit.toml"
+    path.write_text('http_addr = "nohost"\nbogus = 1\n')
+    env = {
+        "PYJIT_COMMIT_BUDGET_MS": "soon",
+        "PYJIT_GATEWAY_USERNAME": "x" * 51,
+        "PYJIT_GATEWAY_PASSWORD": "short",
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_config(str(path), env)
+    text = "\n".join(raised.value.problems)
+    assert "unknown setting 'bogus'" in text
+    assert "PYJIT_HTTP_ADDR must be HOST:PORT" in text
+    assert "PYJIT_COMMIT_BUDGET_MS must be int" in text
+    assert "username must be 1-50 characters" in text
+    assert "password must be 20-100 characters" in text
+
+
+def test_missing_credentials_refused_outside_demo() -> None:
+    with pytest.raises(ConfigError, match="PYJIT_GATEWAY_USERNAME and PYJIT_GATEWAY_PASSWORD"):
+        load_config(environ={})
+
+
+def test_demo_generates_valid_credentials() -> None:
+    config = load_config(environ={}, demo=True, ids=SystemIds())
+    assert check_username(config.gateway_username) == []
+    assert check_password(config.gateway_password) == []
+
+
+@pytest.mark.parametrize(
+    ("password", "missing"),
+    [
+        ("alllowercase-and-digits-1", "an uppercase letter"),
+        ("ALLUPPERCASE-AND-DIGITS-1", "a lowercase letter"),
+        ("No-Digits-In-This-Password", "a digit"),
+        ("NoSymbolsInThisPassword123", "a symbol"),
+    ],
+)
+def test_password_classes(password: str, missing: str) -> None:
+    assert check_password(password) == [f"gateway password must contain {missing}"]
+
+
+def test_demo_password_meets_rule_every_time() -> None:
+    ids = SystemIds()
+    assert all(check_password(demo_password(ids)) == [] for _ in range(200))
+
+
+def test_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(str(path), GOOD)

@@ -1,0 +1,165 @@
+"""Proves the journal's storage side without the engine: migrations apply once and are
+recorded; the writer group-commits everything queued during a commit into one batch; one
+`journal_append` call brings the accounts, holds and transactions read models up to date in
+the same transaction, including a void or an expiry in the same batch as what it undoes; and a
+batch retried after an ambiguous commit changes nothing the second time.
+
+Entries are written by hand in the format of docs/journal.md."""
+
+import asyncio
+
+import asyncpg
+import orjson
+import pytest
+
+from pyjit import migrations
+from pyjit.journal import APPEND, JournalWriter
+
+
+def entry(seq: int, **fields: object) -> tuple[int, bytes]:
+    return seq, orjson.dumps(
+        {"v": 1, "seq": seq, "at_ms": 1_700_000_000_000, "effects": [], **fields}
+    )
+
+
+def funding(seq: int, account: str, amount: int) -> tuple[int, bytes]:
+    return entry(
+        seq,
+        kind="program",
+        object="gpaorder",
+        token=f"fund-{account}",
+        account=account,
+        currency="USD",
+        posted_delta_minor=amount,
+        held_delta_minor=0,
+        balance={"posted_minor": amount, "held_minor": 0, "credit_line_minor": 0},
+    )
+
+
+def authorization(
+    seq: int, token: str, account: str, amount: int, posted: int, held: int
+) -> tuple[int, bytes]:
+    return entry(
+        seq,
+        kind="decision",
+        token=token,
+        method="pgfs.authorization",
+        card="c1",
+        account=account,
+        currency="USD",
+        amount_minor=amount,
+        status=200,
+        approved=True,
+        posted_delta_minor=0,
+        held_delta_minor=amount,
+        balance={"posted_minor": posted, "held_minor": held, "credit_line_minor": 0},
+        hold={
+            "token": token,
+            "amount_minor": amount,
+            "state": "OPEN",
+            "expires_at_ms": 1_700_600_000_000,
+        },
+        merchant={"mid": "m1", "mcc": "5411", "name": "Grocer"},
+    )
+
+
+@pytest.fixture
+async def pool(database_url: str) -> asyncpg.Pool:
+    created = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert created is not None
+    async with created.acquire() as connection:
+        await migrations.migrate(connection)
+    yield created
+    await created.close()
+
+
+async def test_migrations_apply_once(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        first = await migrations.migrate(connection)
+        second = await migrations.migrate(connection)
+        versions = await connection.fetch("SELECT version FROM schema_migrations")
+    finally:
+        await connection.close()
+    assert [m.version for m in first] == [m.version for m in migrations.available()]
+    assert second == []
+    assert len(versions) == len(first)
+
+
+async def test_group_commit_batches_what_queued_during_a_commit(pool: asyncpg.Pool) -> None:
+    writer = JournalWriter(pool)
+    task = asyncio.create_task(writer.run())
+    try:
+        first = writer.submit_raw(*funding(1, "acct", 10_000))
+        # Submitted in the same loop turn: these ride in the first or second commit together.
+        futures = [
+            writer.submit_raw(
+                *authorization(seq, f"auth{seq}", "acct", 100, 10_000, 100 * (seq - 1))
+            )
+            for seq in range(2, 52)
+        ]
+        await asyncio.gather(first, *futures)
+    finally:
+        task.cancel()
+    assert writer.committed_seq == 51
+    assert writer.stats.entries == 51
+    assert writer.stats.batches <= 2
+    async with pool.acquire() as connection:
+        account = await connection.fetchrow("SELECT * FROM accounts WHERE account_token='acct'")
+        holds = await connection.fetchval("SELECT count(*) FROM holds WHERE state='OPEN'")
+        transactions = await connection.fetchval("SELECT count(*) FROM transactions")
+    assert (account["posted_minor"], account["held_minor"]) == (10_000, 5_000)
+    assert holds == 50
+    assert transactions == 50
+
+
+async def test_void_and_expiry_in_the_same_batch(pool: asyncpg.Pool) -> None:
+    batch = [
+        funding(1, "acct", 1_000),
+        authorization(2, "a1", "acct", 300, 1_000, 300),
+        entry(
+            3,
+            kind="void",
+            token="a1",
+            voids=2,
+            account="acct",
+            currency="USD",
+            status=402,
+            approved=False,
+            decline={"reason": "INSUFFICIENT_FUNDS"},
+            posted_delta_minor=0,
+            held_delta_minor=-300,
+            balance={"posted_minor": 1_000, "held_minor": 0, "credit_line_minor": 0},
+            hold={"token": "a1", "amount_minor": 300, "state": "REVERSED"},
+        ),
+        authorization(4, "a2", "acct", 200, 1_000, 200),
+        entry(
+            5,
+            kind="expiry",
+            token="expiry:5",
+            holds=[{"token": "a2", "account": "acct", "amount_minor": 200}],
+            accounts=[
+                {
+                    "account": "acct",
+                    "held_delta_minor": -200,
+                    "balance": {"posted_minor": 1_000, "held_minor": 0, "credit_line_minor": 0},
+                }
+            ],
+        ),
+    ]
+    async with pool.acquire() as connection:
+        count = await connection.fetchval(APPEND, [s for s, _ in batch], [d for _, d in batch])
+        retried = await connection.fetchval(APPEND, [s for s, _ in batch], [d for _, d in batch])
+        voided = await connection.fetchrow("SELECT * FROM transactions WHERE token='a1'")
+        holds = dict(await connection.fetch("SELECT hold_token, state FROM holds"))
+        account = await connection.fetchrow("SELECT * FROM accounts")
+        sums = await connection.fetchrow(
+            "SELECT sum(posted_delta_minor) AS posted, sum(held_delta_minor) AS held "
+            "FROM journal WHERE account_token='acct'"
+        )
+    assert (count, retried) == (5, 0)
+    assert (voided["status"], voided["approved"], voided["voided_by_seq"]) == (402, False, 3)
+    assert holds == {"a1": "REVERSED", "a2": "EXPIRED"}
+    assert (account["posted_minor"], account["held_minor"]) == (1_000, 0)
+    # The expiry's delta lives in its `accounts` array, not in the single-account columns.
+    assert (sums["posted"], sums["held"]) == (1_000, 200)
