@@ -17,15 +17,25 @@ from pyjit.transactions import (
     synthetic_transactions,
 )
 
-MULTICARD = """id,date,client_id,card_id,amount,use_chip,merchant_id,merchant_city,merchant_state,zip,mcc
+MULTICARD_HEADER = (
+    "id,date,client_id,card_id,amount,use_chip,merchant_id,merchant_city,merchant_state"
+)
+MULTICARD = (
+    MULTICARD_HEADER
+    + """,zip,mcc
 2,40339.5,1662,4541,170.22,Swipe Transaction,11849,Belleville,IL,62221,5912
 1,40339.25,1662,4542,-28.97,Chip Transaction,23481,San Jose,CA,95135.0,742
 """
+)
 
-SINGLE = """User,Card,Year,Month,Day,Time,Amount,Use Chip,Merchant Name,Merchant City,Merchant State,Zip,MCC,Errors?,Is Fraud?
+SINGLE_HEADER = "User,Card,Year,Month,Day,Time,Amount,Use Chip,Merchant Name,Merchant City"
+SINGLE = (
+    SINGLE_HEADER
+    + """,Merchant State,Zip,MCC,Errors?,Is Fraud?
 0,0,2002,9,1,06:21,$134.09,Swipe Transaction,3527213246127876953,La Verne,CA,91750.0,5300,,No
 0,1,2002,9,1,06:42,$-38.48,Online Transaction,-727612092139916043,ONLINE,,,5411,,No
 """
+)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
