@@ -15,6 +15,7 @@ from pyjit._engine import MessageError, ProgramError, TokenConflict
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.decider import Decider, NotDurable
+from pyjit.fields import mistyped_field
 from pyjit.recovery import RecoveryReport
 from pyjit.snapshots import store as store_snapshot
 
@@ -97,7 +98,10 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         except TokenConflict as error:
             return _bad_input(body, error.field, str(error), 409)
         except MessageError as error:
-            return _bad_input(body, error.field, str(error), 400)
+            field_path = error.field
+            if field_path == "$":
+                field_path = mistyped_field(body) or field_path
+            return _bad_input(body, field_path, str(error), 400)
 
         outcome = "approved" if answer.approved else "declined"
         latency_us = (clock.monotonic_ns() - received_ns) // 1000

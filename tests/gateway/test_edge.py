@@ -1,0 +1,177 @@
+"""Proves the HTTP edge's contract with the processor, on a real gateway and a real database:
+bad input is a clear 4xx naming the field, logged with the token, and journals nothing; bad
+credentials are a 401 that journals nothing; a token sent three times (two of them at once)
+has one effect and gets three identical bodies; 200 concurrent authorizations on an account
+with money for 50 approve exactly 50; every decision logs one line without card data;
+/health and /ready describe the process; a bad program file is refused whole with the path
+of each bad field."""
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.gateway.conftest import Gateway, jit_body, program
+
+
+def rejected_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.fields for r in caplog.records if r.getMessage() == "rejected"]  # type: ignore[attr-defined]
+
+
+async def loaded(gateway: Gateway, balance: str = "50.00") -> int:
+    status, answer = await gateway.admin("POST", "/admin/program", program(balance))
+    assert status == 200, answer
+    return await gateway.journal_count()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"gpa_order": {"jit_funding": ', "$"),
+        (orjson.dumps({"token": "t", "card_token": "c1"}), "gpa_order.jit_funding"),
+        (jit_body("bad-amount", amount="1.001"), "gpa_order.jit_funding.amount"),
+        (jit_body("bad-type", amount={"value": 1}), "gpa_order.jit_funding.amount"),
+        (
+            orjson.dumps(
+                {
+                    "gpa_order": {
+                        "jit_funding": {
+                            "token": 7,
+                            "method": "pgfs.authorization",
+                            "amount": "1.00",
+                        }
+                    }
+                }
+            ),
+            "gpa_order.jit_funding.token",
+        ),
+    ],
+    ids=["malformed-json", "no-jit-funding", "too-many-decimals", "amount-object", "token-int"],
+)
+async def test_bad_input_is_400_naming_the_field(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, body: bytes, field: str
+) -> None:
+    before = await loaded(gateway)
+    caplog.set_level(logging.INFO)
+
+    status, answer = await gateway.jit(body)
+
+    assert status == 400
+    payload = orjson.loads(answer)
+    assert payload["field"].startswith(field), payload
+    assert payload["error"]
+    assert await gateway.journal_count() == before
+    assert any(line["field"] == payload["field"] for line in rejected_records(caplog))
+
+
+async def test_body_over_64_kb_is_400(gateway: Gateway) -> None:
+    before = await loaded(gateway)
+    body = jit_body("big")[:-1] + b', "padding": "' + b"x" * 70_000 + b'"}'
+    status, answer = await gateway.jit(body)
+    assert status == 400
+    assert orjson.loads(answer)["field"] == "body"
+    assert await gateway.journal_count() == before
+
+
+async def test_token_named_in_rejection_log(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    await loaded(gateway)
+    caplog.set_level(logging.INFO)
+    await gateway.jit(jit_body("decimals-1", amount="2.505"))
+    assert {"token": "decimals-1", "field": "gpa_order.jit_funding.amount"}.items() <= (
+        rejected_records(caplog)[-1].items()
+    )
+
+
+async def test_unknown_card_is_402_invalid_card(gateway: Gateway) -> None:
+    before = await loaded(gateway)
+    status, answer = await gateway.jit(jit_body("nocard", card="c-unknown"))
+    assert status == 402
+    assert orjson.loads(answer)["jit_funding"]["decline_reason"] == "INVALID_CARD"
+    assert await gateway.journal_count() == before
+
+
+@pytest.mark.parametrize("auth", [None, "Basic " + "d3Jvbmc6d3Jvbmc=", "Bearer x"])
+async def test_wrong_or_missing_credentials_are_401(gateway: Gateway, auth: str | None) -> None:
+    before = await loaded(gateway)
+    status, _ = await gateway.jit(jit_body("unauth"), auth=auth)
+    assert status == 401
+    assert await gateway.journal_count() == before
+
+
+async def test_same_token_three_times_one_effect(gateway: Gateway) -> None:
+    await loaded(gateway)
+    body = jit_body("dup-1", amount="10.00")
+
+    concurrent = await asyncio.gather(gateway.jit(body), gateway.jit(body))
+    later = await gateway.jit(body)
+
+    assert {concurrent[0], concurrent[1], later} == {concurrent[0]}
+    assert concurrent[0][0] == 200
+    assert await gateway.journal_count("dup-1") == 1
+    _, report = await gateway.admin("GET", "/admin/reconciliation")
+    (account,) = report["accounts"]
+    assert (account["posted_minor"], account["held_minor"]) == (5_000, 1_000)
+    assert report["mismatches"] == 0
+
+
+async def test_200_concurrent_authorizations_money_for_50(gateway: Gateway) -> None:
+    await loaded(gateway, balance="50.00")
+    bodies = [jit_body(f"race-{n}", amount="1.00") for n in range(200)]
+
+    answers = await asyncio.gather(*(gateway.jit(body) for body in bodies))
+
+    statuses = [status for status, _ in answers]
+    assert statuses.count(200) == 50
+    assert statuses.count(402) == 150
+    reasons = {
+        orjson.loads(body)["jit_funding"].get("decline_reason") for s, body in answers if s == 402
+    }
+    assert reasons == {"INSUFFICIENT_FUNDS"}
+    _, report = await gateway.admin("GET", "/admin/reconciliation")
+    assert report["mismatches"] == 0
+    assert report["accounts"][0]["held_minor"] == 5_000
+
+
+async def test_one_decision_line_without_card_data(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    await loaded(gateway)
+    caplog.set_level(logging.INFO)
+    await gateway.jit(jit_body("logged-1", amount="3.00"))
+    lines = [r for r in caplog.records if r.getMessage() == "decision"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert set(fields) == {"token", "method", "outcome", "reason", "status", "latency_us"}
+    assert fields["token"] == "logged-1" and fields["outcome"] == "approved"
+    assert fields["latency_us"] > 0
+
+
+async def test_health_and_ready(gateway: Gateway) -> None:
+    async with gateway.session.get(f"{gateway.url}/health") as response:
+        assert response.status == 200
+    async with gateway.session.get(f"{gateway.url}/ready") as response:
+        ready = orjson.loads(await response.read())
+        assert response.status == 200
+    assert ready["ready"] is True
+    assert ready["checks"]["journal"]["ok"] is True
+    assert ready["checks"]["journal"]["latency_ms"] >= 0
+    assert ready["checks"]["recovery"]["ok"] is True
+
+
+async def test_bad_program_rejected_whole(gateway: Gateway) -> None:
+    bad = program()
+    bad["cards"].append({"token": "c9", "user_token": "nobody", "card_product_token": "p1"})
+    bad["gpaorders"][0]["amount"] = "1.234"
+    before = await gateway.journal_count()
+
+    status, answer = await gateway.admin("POST", "/admin/program", bad)
+
+    assert status == 400
+    paths = {problem["path"] for problem in answer["problems"]}
+    assert any(path.startswith("cards[1]") for path in paths), paths
+    assert any(path.startswith("gpaorders[0]") for path in paths), paths
+    assert await gateway.journal_count() == before
