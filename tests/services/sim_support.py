@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from services.marqeta import MarqetaClient, RetryPolicy
+from services.marqeta import MarqetaClient, RetryPolicy, codec
 from services.marqeta.shapes import UserRequest
 from services.simulator import (
     DeliveryPolicy,
@@ -73,13 +73,15 @@ async def _serve(app: web.Application) -> TestServer:
 async def start_simulator() -> AsyncIterator[Callable[..., Awaitable[Simulator]]]:
     started: list[Simulator] = []
 
-    async def start(kyc_required: bool = False, seed: str = "tests") -> Simulator:
+    async def start(
+        kyc_required: bool = False, seed: str = "tests", backoff_scale: float = 0.001
+    ) -> Simulator:
         clock = ManualClock(START)
         config = SimulatorConfig(
             application_token=APPLICATION_TOKEN,
             admin_access_token=ADMIN_ACCESS_TOKEN,
             kyc_required=kyc_required,
-            delivery=DeliveryPolicy(backoff_scale=0.001, timeout_s=5.0),
+            delivery=DeliveryPolicy(backoff_scale=backoff_scale, timeout_s=5.0),
         )
         app = create_app(config, clock=clock, tokens=TokenSource(seed))
         server = await _serve(app)
@@ -112,7 +114,8 @@ async def gateway() -> AsyncIterator[Recorder]:
         body = await request.read()
         recorder.requests.append((dict(request.headers), body))
         status, document = (200, None) if recorder.answer is None else await recorder.answer(body)
-        return web.json_response(document or {}, status=status)
+        encoded = codec.encode(document or {})
+        return web.Response(body=encoded, status=status, content_type="application/json")
 
     app = web.Application()
     app.router.add_post("/jit", handle)
@@ -187,3 +190,23 @@ async def jit_program(client: MarqetaClient, gateway_url: str, timeout_millis: i
 async def settle(simulator: Simulator) -> None:
     """Let queued webhook deliveries finish (or give up), however long their retries take."""
     await asyncio.wait_for(simulator.state.dispatcher.drain(), timeout=30)
+
+
+async def subscribe(
+    client: MarqetaClient, endpoint: Recorder, events: list[str], algorithm: str = "HMAC_SHA_256"
+) -> str:
+    """Register the webhook double for `events`; the webhook's token."""
+    webhook = await client.create_webhook(
+        {
+            "name": "pyjit intake",
+            "events": events,
+            "config": {
+                "url": endpoint.url + "webhooks",
+                "basic_auth_username": WEBHOOK_USERNAME,
+                "basic_auth_password": WEBHOOK_PASSWORD,
+                "secret": WEBHOOK_SECRET,
+                "signature_algorithm": algorithm,
+            },
+        }
+    )
+    return webhook["token"]
