@@ -15,6 +15,19 @@ thread calling in while one call runs gets a `RuntimeError` from PyO3's borrow c
 
 from typing import final
 
+__all__ = [
+    "Account",
+    "Engine",
+    "EngineError",
+    "Entry",
+    "JournalError",
+    "MessageError",
+    "Outcome",
+    "ProgramError",
+    "TokenConflict",
+    "__version__",
+]
+
 __version__: str
 
 class EngineError(ValueError):
@@ -118,6 +131,8 @@ class Account:
 
 @final
 class Engine:
+    def __new__(cls, max_amount_minor: int = 100_000_000_00) -> Engine:
+        """PyO3 builds the engine here; `__init__` only accepts the same argument."""
     def __init__(self, max_amount_minor: int = 100_000_000_00) -> None:
         """An empty engine. Amounts above `max_amount_minor` are refused as input errors."""
     @property

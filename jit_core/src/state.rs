@@ -1,0 +1,254 @@
+//! The engine's state and the one function that changes it: `State::apply_effect`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::controls::{AuthControl, ExemptMid, VelocityControl, WindowUsage};
+use crate::error::EngineError;
+use crate::journal::{Answer, Effect, ProgramObject};
+use crate::model::{Account, Card, CardProduct, Hold, Holder, MccGroup, Program};
+
+/// An answered token: its answer and the effects a `void` would undo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The answer a replay returns.
+    pub answer: Answer,
+    /// The decision's effects other than the answer.
+    pub effects: Vec<Effect>,
+}
+
+/// Everything the engine knows. Maps are hashed with FxHash (no random seed) and written
+/// sorted, so equal states serialize to equal bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Seq of the last entry made or applied.
+    pub last_seq: u64,
+    /// The program.
+    pub program: Program,
+    /// Users and businesses.
+    #[serde(serialize_with = "sorted_map")]
+    pub holders: FxHashMap<String, Holder>,
+    /// Accounts.
+    #[serde(serialize_with = "sorted_map")]
+    pub accounts: FxHashMap<String, Account>,
+    /// Cards.
+    #[serde(serialize_with = "sorted_map")]
+    pub cards: FxHashMap<String, Card>,
+    /// Card products.
+    #[serde(serialize_with = "sorted_map")]
+    pub card_products: FxHashMap<String, CardProduct>,
+    /// MCC groups, ordered so the first group with a hold expiry wins.
+    pub mcc_groups: BTreeMap<String, MccGroup>,
+    /// Velocity controls, ordered: they are checked in token order.
+    pub velocity_controls: BTreeMap<String, VelocityControl>,
+    /// Authorization controls, ordered: they are checked in token order.
+    pub auth_controls: BTreeMap<String, AuthControl>,
+    /// Merchant exemptions.
+    pub exempt_mids: BTreeMap<String, ExemptMid>,
+    /// Holds by chain token, open or resolved.
+    #[serde(serialize_with = "sorted_map")]
+    pub holds: FxHashMap<String, Hold>,
+    /// Velocity counters: control token, then subject token.
+    #[serde(serialize_with = "sorted_usage")]
+    pub usage: FxHashMap<String, FxHashMap<String, WindowUsage>>,
+    /// Answered tokens.
+    #[serde(serialize_with = "sorted_map")]
+    pub answers: FxHashMap<String, Record>,
+    /// Applied GPA order tokens.
+    #[serde(serialize_with = "sorted_set")]
+    pub gpa_orders: FxHashSet<String>,
+}
+
+fn sorted_map<V: Serialize, S: Serializer>(
+    map: &FxHashMap<String, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    map.iter().collect::<BTreeMap<_, _>>().serialize(serializer)
+}
+
+fn sorted_set<S: Serializer>(set: &FxHashSet<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    set.iter().collect::<BTreeSet<_>>().serialize(serializer)
+}
+
+fn sorted_usage<S: Serializer>(
+    usage: &FxHashMap<String, FxHashMap<String, WindowUsage>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let sorted: BTreeMap<_, BTreeMap<_, _>> = usage
+        .iter()
+        .map(|(control, subjects)| (control, subjects.iter().collect()))
+        .collect();
+    sorted.serialize(serializer)
+}
+
+impl State {
+    /// Checks that `effect` fits the state, so an entry is applied whole or not at all.
+    pub fn check_effect(&self, effect: &Effect) -> Result<(), EngineError> {
+        let known = |account: &str| {
+            if self.accounts.contains_key(account) {
+                Ok(())
+            } else {
+                Err(EngineError::journal(
+                    "effects",
+                    format!("unknown account {account:?}"),
+                ))
+            }
+        };
+        match effect {
+            Effect::Posted { account, .. } => known(account),
+            Effect::Hold {
+                after: Some(hold), ..
+            } => known(&hold.account),
+            Effect::Hold {
+                before: Some(hold),
+                after: None,
+            } => known(&hold.account),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies one state change. Assumes `check_effect` passed.
+    pub fn apply_effect(&mut self, effect: &Effect, effects_for_void: &[Effect]) {
+        match effect {
+            Effect::Posted {
+                account,
+                delta_minor,
+            } => {
+                if let Some(account) = self.accounts.get_mut(account) {
+                    account.posted_minor += delta_minor;
+                }
+            }
+            Effect::Hold { before, after } => self.replace_hold(before.as_ref(), after.as_ref()),
+            Effect::Usage {
+                control,
+                subject,
+                window_start_ms,
+                amount_minor,
+                count,
+            } => {
+                self.add_usage(control, subject, *window_start_ms, *amount_minor, *count);
+            }
+            Effect::Answer(answer) => {
+                let record = Record {
+                    answer: answer.clone(),
+                    effects: effects_for_void.to_vec(),
+                };
+                self.answers.insert(answer.token.clone(), record);
+            }
+            Effect::Put(object) => self.put(object),
+            Effect::GpaOrder { token } => {
+                self.gpa_orders.insert(token.clone());
+            }
+        }
+    }
+
+    fn replace_hold(&mut self, before: Option<&Hold>, after: Option<&Hold>) {
+        let old = before.map_or(0, Hold::open_minor);
+        let new = after.map_or(0, Hold::open_minor);
+        let account = after
+            .or(before)
+            .map(|hold| hold.account.as_str())
+            .unwrap_or_default();
+        if let Some(account) = self.accounts.get_mut(account) {
+            account.held_minor += new - old;
+            debug_assert!(account.held_minor >= 0, "held total below zero");
+        }
+        match (before, after) {
+            (_, Some(hold)) => {
+                self.holds.insert(hold.token.clone(), hold.clone());
+            }
+            (Some(hold), None) => {
+                self.holds.remove(&hold.token);
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn add_usage(&mut self, control: &str, subject: &str, start_ms: i64, amount: i64, count: i64) {
+        let subjects = match self.usage.get_mut(control) {
+            Some(subjects) => subjects,
+            None => self.usage.entry(control.to_owned()).or_default(),
+        };
+        let usage = match subjects.get_mut(subject) {
+            Some(usage) => usage,
+            None => subjects.entry(subject.to_owned()).or_default(),
+        };
+        if usage.window_start_ms < start_ms {
+            *usage = WindowUsage {
+                window_start_ms: start_ms,
+                amount_minor: 0,
+                count: 0,
+            };
+        }
+        if usage.window_start_ms == start_ms {
+            usage.amount_minor = (usage.amount_minor + amount).max(0);
+            usage.count = (usage.count + count).max(0);
+        }
+    }
+
+    /// The usage of a counter in the window starting at `start_ms`.
+    pub fn usage_in(&self, control: &str, subject: &str, start_ms: i64) -> WindowUsage {
+        let found = self
+            .usage
+            .get(control)
+            .and_then(|subjects| subjects.get(subject));
+        match found {
+            Some(usage) if usage.window_start_ms == start_ms => *usage,
+            _ => WindowUsage {
+                window_start_ms: start_ms,
+                amount_minor: 0,
+                count: 0,
+            },
+        }
+    }
+
+    fn put(&mut self, object: &ProgramObject) {
+        match object {
+            ProgramObject::Program(program) => self.program = program.clone(),
+            ProgramObject::Holder(holder) => {
+                self.holders.insert(holder.token.clone(), holder.clone());
+            }
+            ProgramObject::Account {
+                token,
+                currency,
+                credit_line_minor,
+            } => {
+                let account = self
+                    .accounts
+                    .entry(token.clone())
+                    .or_insert_with(|| Account {
+                        token: token.clone(),
+                        currency: currency.clone(),
+                        posted_minor: 0,
+                        held_minor: 0,
+                        credit_line_minor: 0,
+                    });
+                account.credit_line_minor = *credit_line_minor;
+            }
+            ProgramObject::Card(card) => {
+                self.cards.insert(card.token.clone(), card.clone());
+            }
+            ProgramObject::CardProduct(product) => {
+                self.card_products
+                    .insert(product.token.clone(), product.clone());
+            }
+            ProgramObject::MccGroup(group) => {
+                self.mcc_groups.insert(group.token.clone(), group.clone());
+            }
+            ProgramObject::VelocityControl(control) => {
+                self.velocity_controls
+                    .insert(control.token.clone(), control.clone());
+            }
+            ProgramObject::AuthControl(control) => {
+                self.auth_controls
+                    .insert(control.token.clone(), control.clone());
+            }
+            ProgramObject::ExemptMid(exempt) => {
+                self.exempt_mids
+                    .insert(exempt.token.clone(), exempt.clone());
+            }
+        }
+    }
+}

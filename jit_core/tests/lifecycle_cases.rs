@@ -1,0 +1,417 @@
+//! Proves the issue's named cases, each with its exact numbers: shared-account races,
+//! count limits, idempotent reversals, clearings smaller and larger than the hold,
+//! incremental hotel holds, full and partial reversals and the methods that must not crash.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn two_cards_on_one_account_never_overdraw() {
+    let mut engine = engine_with("100.00", "");
+    let first = decide(
+        &mut engine,
+        &body("t1", "pgfs.authorization", "card_a", "\"80.00\"", ""),
+    );
+    let second = decide(
+        &mut engine,
+        &body("t2", "pgfs.authorization", "card_b", "\"30.00\"", ""),
+    );
+    assert_eq!(u8::from(first.approved) + u8::from(second.approved), 1);
+    assert_eq!(second.decline_reason.as_deref(), Some("INSUFFICIENT_FUNDS"));
+    assert_eq!(second.status, 402);
+    assert!([2000, 7000].contains(&available(&engine)));
+}
+
+#[test]
+fn daily_count_limit_of_five_approves_exactly_five_of_twelve() {
+    let control = r#", "velocitycontrols": [{"token": "vc_count", "name": "Five a day",
+        "usage_limit": 5, "velocity_window": "DAY"}]"#;
+    let mut engine = engine_with("100.00", control);
+    let outcomes: Vec<_> = (0..12)
+        .map(|i| {
+            decide(
+                &mut engine,
+                &body(&format!("c{i}"), "pgfs.authorization", "card_a", "1.00", ""),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| o.approved).count(), 5);
+    let declined: Vec<_> = outcomes.iter().filter(|o| !o.approved).collect();
+    assert_eq!(declined.len(), 7);
+    for outcome in declined {
+        assert_eq!(
+            outcome.decline_reason.as_deref(),
+            Some("TRANSACTION_COUNT_LIMIT_EXCEEDED")
+        );
+        assert_eq!(outcome.rule_id.as_deref(), Some("vc_count"));
+        assert!(
+            outcome.body.contains("limit 5 used 5 requested 1"),
+            "{}",
+            outcome.body
+        );
+    }
+}
+
+#[test]
+fn the_same_reversal_twice_releases_once() {
+    let mut engine = engine_with("100.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "50.00", ""),
+    );
+    assert_eq!(available(&engine), 5000);
+    let reversal = body(
+        "r1",
+        "pgfs.authorization.reversal",
+        "card_a",
+        "50.00",
+        r#","original_jit_funding_token":"a1""#,
+    );
+    let first = decide(&mut engine, &reversal);
+    let second = decide(&mut engine, &reversal);
+    assert!(first.approved && !first.replayed && first.entry.is_some());
+    assert!(second.replayed && second.entry.is_none());
+    assert_eq!(first.body, second.body);
+    assert_eq!(available(&engine), 10000);
+    assert_eq!(held(&engine), 0);
+}
+
+#[test]
+fn clearing_smaller_than_the_hold_releases_all_of_it() {
+    let mut engine = engine_with("200.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "100.00", ""),
+    );
+    let clearing = body(
+        "k1",
+        "pgfs.authorization.capture",
+        "card_a",
+        "60.00",
+        r#","original_jit_funding_token":"a1""#,
+    );
+    let outcome = decide(&mut engine, &clearing);
+    assert!(outcome.approved);
+    assert_eq!(posted(&engine), 20000 - 6000);
+    assert_eq!(held(&engine), 0);
+    let entry = outcome.entry.expect("clearing changes state");
+    assert_eq!(
+        (entry.posted_delta_minor, entry.held_delta_minor),
+        (-6000, -10000)
+    );
+}
+
+#[test]
+fn clearing_larger_than_the_hold_posts_the_larger_amount() {
+    let mut engine = engine_with("200.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "50.00", ""),
+    );
+    let clearing = body(
+        "k1",
+        "pgfs.authorization.capture",
+        "card_a",
+        "57.50",
+        r#","original_jit_funding_token":"a1""#,
+    );
+    decide(&mut engine, &clearing);
+    assert_eq!(posted(&engine), 20000 - 5750);
+    assert_eq!(held(&engine), 0);
+}
+
+#[test]
+fn hotel_incremental_grows_the_hold_and_clearing_releases_it() {
+    let mut engine = engine_with("500.00", "");
+    decide(
+        &mut engine,
+        &body("h1", "pgfs.authorization", "card_a", "200.00", ""),
+    );
+    let increment = body(
+        "h2",
+        "pgfs.authorization.incremental",
+        "card_a",
+        "50.00",
+        r#","original_jit_funding_token":"h1""#,
+    );
+    assert!(decide(&mut engine, &increment).approved);
+    assert_eq!(held(&engine), 25000);
+    let clearing = body(
+        "h3",
+        "pgfs.authorization.capture",
+        "card_a",
+        "240.00",
+        r#","original_jit_funding_token":"h1""#,
+    );
+    decide(&mut engine, &clearing);
+    assert_eq!(posted(&engine), 50000 - 24000);
+    assert_eq!(held(&engine), 0);
+}
+
+#[test]
+fn full_reversal_gives_back_the_days_velocity_and_partial_leaves_the_rest() {
+    let control = r#", "velocitycontrols": [{"token": "vc_day", "name": "Daily",
+        "amount_limit": "100.00", "usage_limit": 10, "velocity_window": "DAY"}]"#;
+    let mut engine = engine_with("100.00", control);
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "25.00", ""),
+    );
+    let usage = |engine: &jit_core::Engine| {
+        let counters = &engine.state().usage["vc_day"]["alice"];
+        (counters.amount_minor, counters.count)
+    };
+    assert_eq!(usage(&engine), (2500, 1));
+    decide(
+        &mut engine,
+        &body(
+            "r1",
+            "pgfs.authorization.reversal",
+            "card_a",
+            "25.00",
+            r#","original_jit_funding_token":"a1""#,
+        ),
+    );
+    assert_eq!(held(&engine), 0);
+    assert_eq!(usage(&engine), (0, 0));
+
+    let mut engine = engine_with("100.00", control);
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "25.00", ""),
+    );
+    decide(
+        &mut engine,
+        &body(
+            "r1",
+            "pgfs.authorization.reversal",
+            "card_a",
+            "10.00",
+            r#","original_jit_funding_token":"a1""#,
+        ),
+    );
+    assert_eq!(held(&engine), 1500);
+    assert_eq!(usage(&engine), (1500, 1));
+}
+
+#[test]
+fn mcc_0742_is_blocked_and_the_number_742_cannot_slip_past() {
+    let control = r#", "authcontrols": [{"token": "ac_vet", "name": "No vets",
+        "merchant_scope": {"mcc": "0742"}}]"#;
+    let mut engine = engine_with("100.00", control);
+    let vet = String::from_utf8(body("v1", "pgfs.authorization", "card_a", "5.00", "")).unwrap();
+    let blocked = decide(&mut engine, vet.replace("\"5411\"", "\"0742\"").as_bytes());
+    assert_eq!(
+        blocked.decline_reason.as_deref(),
+        Some("TRANSACTION_NOT_PERMITTED")
+    );
+    assert_eq!(blocked.rule_id.as_deref(), Some("ac_vet"));
+    let numeric = vet.replace("\"5411\"", "742").replace("\"v1\"", "\"v2\"");
+    let error = engine.decide(numeric.as_bytes(), NOW_MS).unwrap_err();
+    assert_eq!(error.field, "card_acceptor.mcc");
+    assert_eq!(available(&engine), 10000);
+}
+
+#[test]
+fn bad_amounts_are_refused_by_field_and_change_nothing() {
+    let mut engine = engine_with("100.00", "");
+    let digest = engine.state_digest();
+    for amount in [
+        "-10.00",
+        "\"-10.00\"",
+        "\"NaN\"",
+        "\"Infinity\"",
+        "1e400",
+        "\"\"",
+        "null",
+    ] {
+        let error = engine
+            .decide(
+                &body("bad", "pgfs.authorization", "card_a", amount, ""),
+                NOW_MS,
+            )
+            .unwrap_err();
+        assert_eq!(error.field, "gpa_order.jit_funding.amount", "{amount}");
+        assert!(error.to_string().contains("amount"), "{error}");
+    }
+    assert_eq!(engine.state_digest(), digest);
+}
+
+#[test]
+fn exotic_methods_are_handled_and_unknown_ones_do_not_crash() {
+    let mut engine = engine_with("100.00", "");
+    let reversal = decide(
+        &mut engine,
+        &body(
+            "x1",
+            "pgfs.refund.authorization.reversal",
+            "card_a",
+            "5.00",
+            "",
+        ),
+    );
+    assert!(reversal.approved);
+    let bill = decide(
+        &mut engine,
+        &body("x2", "pgfs.billpayment", "card_a", "10.00", ""),
+    );
+    assert!(bill.approved);
+    assert_eq!(posted(&engine), 9000);
+    let force = decide(
+        &mut engine,
+        &body("x3", "pgfs.force_capture", "card_a", "20.00", ""),
+    );
+    assert!(force.approved);
+    assert_eq!(posted(&engine), 7000);
+    let unknown = decide(
+        &mut engine,
+        &body("x4", "pgfs.something.new", "card_a", "1.00", ""),
+    );
+    assert_eq!(
+        unknown.decline_reason.as_deref(),
+        Some("TRANSACTION_NOT_PERMITTED")
+    );
+    let moved = decide(
+        &mut engine,
+        &body("x5", "pgfs.something.capture", "card_a", "1.00", ""),
+    );
+    assert!(moved.approved);
+    assert!(moved.entry.and_then(|e| e.flagged).is_some());
+}
+
+#[test]
+fn same_token_with_another_amount_is_a_conflict() {
+    let mut engine = engine_with("100.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "5.00", ""),
+    );
+    let error = engine
+        .decide(
+            &body("a1", "pgfs.authorization", "card_a", "6.00", ""),
+            NOW_MS,
+        )
+        .unwrap_err();
+    assert_eq!(error.kind, jit_core::ErrorKind::TokenConflict);
+}
+
+#[test]
+fn unknown_card_is_invalid_card_without_an_entry() {
+    let mut engine = engine_with("100.00", "");
+    let outcome = decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "nope", "5.00", ""),
+    );
+    assert_eq!(outcome.decline_reason.as_deref(), Some("INVALID_CARD"));
+    assert!(outcome.entry.is_none());
+}
+
+#[test]
+fn void_undoes_the_hold_and_replays_as_a_decline() {
+    let mut engine = engine_with("100.00", "");
+    let mut journal: Vec<Vec<u8>> = Vec::new();
+    let approved = decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "40.00", ""),
+    );
+    let lost_entry = approved.entry.expect("approval has an entry");
+    let voided = engine.void("a1", NOW_MS).expect("a1 was decided");
+    assert_eq!(
+        voided.decline_reason.as_deref(),
+        Some("TRANSACTION_NOT_PERMITTED")
+    );
+    assert!(voided.body.contains("journal unavailable"));
+    assert_eq!(available(&engine), 10000);
+    let again = decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "40.00", ""),
+    );
+    assert!(again.replayed && again.status == 402);
+
+    let mut fresh = engine_with("100.00", "");
+    journal.push(voided.entry.expect("void has an entry").to_json());
+    let _ = lost_entry;
+    for data in &journal {
+        fresh
+            .apply(data)
+            .expect("void applies without its decision");
+    }
+    let replay = fresh.decide(
+        &body("a1", "pgfs.authorization", "card_a", "40.00", ""),
+        NOW_MS,
+    );
+    assert_eq!(replay.expect("replays").body, again.body);
+    assert_eq!(available(&fresh), 10000);
+}
+
+#[test]
+fn balance_inquiry_answers_balances_as_decimal_text() {
+    let mut engine = engine_with("100.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "40.00", ""),
+    );
+    let inquiry = decide(
+        &mut engine,
+        &body("b1", "pgfs.balanceinquiry", "card_a", "0", ""),
+    );
+    let expected = concat!(
+        r#""balances":{"USD":{"currency_code":"USD","#,
+        r#""available_balance":"60.00","ledger_balance":"100.00"}}"#
+    );
+    assert!(inquiry.body.contains(expected), "{}", inquiry.body);
+}
+
+#[test]
+fn expired_holds_are_released_and_a_later_clearing_posts_without_one() {
+    let mut engine = engine_with("100.00", "");
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "40.00", ""),
+    );
+    assert!(engine.expire_holds(NOW_MS + 6 * 86_400_000).is_empty());
+    let entries = engine.expire_holds(NOW_MS + 7 * 86_400_000);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(held(&engine), 0);
+    decide(
+        &mut engine,
+        &body(
+            "k1",
+            "pgfs.authorization.capture",
+            "card_a",
+            "40.00",
+            r#","original_jit_funding_token":"a1""#,
+        ),
+    );
+    assert_eq!(posted(&engine), 6000);
+    assert_eq!(held(&engine), 0);
+}
+
+#[test]
+fn journal_replay_rebuilds_the_same_state() {
+    let mut engine = Engine::new(10_000_000_000);
+    let file = br#"{"users": [{"token": "u"}], "cards": [{"token": "c", "user_token": "u"}],
+        "gpaorders": [{"token": "g", "user_token": "u", "amount": 30}]}"#;
+    let mut journal: Vec<Vec<u8>> = engine
+        .load(file, NOW_MS)
+        .unwrap()
+        .iter()
+        .map(|e| e.to_json())
+        .collect();
+    for (i, amount) in ["10.00", "25.00", "5.00"].iter().enumerate() {
+        let outcome = engine
+            .decide(
+                &body(&format!("t{i}"), "pgfs.authorization", "c", amount, ""),
+                NOW_MS,
+            )
+            .unwrap();
+        journal.extend(outcome.entry.map(|e| e.to_json()));
+    }
+    let fresh = replayed(&journal);
+    assert_eq!(fresh.state_digest(), engine.state_digest());
+    let restored = Engine::restore(&engine.snapshot()).unwrap();
+    assert_eq!(restored.state_digest(), engine.state_digest());
+}
+
+use jit_core::Engine;

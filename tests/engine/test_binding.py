@@ -1,0 +1,182 @@
+"""Proves the binding keeps the contract of `pyjit/_engine.pyi` with the issue's key cases:
+exact amounts, shared-account races, count limits, idempotent reversals, clearings,
+incremental holds, MCC blocks, refused amounts and the error classes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pyjit._engine as engine_module
+from pyjit._engine import (
+    Engine,
+    EngineError,
+    JournalError,
+    MessageError,
+    ProgramError,
+    TokenConflict,
+)
+
+from .conftest import NOW_MS, Body, program_file
+
+
+def available(engine: Engine) -> int:
+    account = engine.account("biz")
+    assert account is not None
+    return account.available_minor
+
+
+def held(engine: Engine) -> int:
+    account = engine.account("biz")
+    assert account is not None
+    return account.held_minor
+
+
+def test_module_exposes_version_and_error_hierarchy() -> None:
+    assert isinstance(engine_module.__version__, str)
+    for error in (MessageError, TokenConflict, ProgramError, JournalError):
+        assert issubclass(error, EngineError)
+    assert issubclass(EngineError, ValueError)
+
+
+def test_two_cards_on_one_account_approve_exactly_one(engine: Engine, body: Body) -> None:
+    first = engine.decide(body("t1", amount="80.00", card="card_a"), NOW_MS)
+    second = engine.decide(body("t2", amount="30.00", card="card_b"), NOW_MS)
+    assert [first.approved, second.approved].count(True) == 1
+    assert available(engine) in (2000, 7000)
+    assert second.status == 402
+    assert json.loads(second.body)["jit_funding"]["decline_reason"] == "INSUFFICIENT_FUNDS"
+
+
+def test_count_limit_five_of_twelve(body: Body) -> None:
+    engine = Engine()
+    control = {"token": "vc", "name": "Five", "usage_limit": 5, "velocity_window": "DAY"}
+    engine.load(program_file(velocitycontrols=[control]), NOW_MS)
+    outcomes = [engine.decide(body(f"c{i}", amount="1.00"), NOW_MS) for i in range(12)]
+    assert sum(o.approved for o in outcomes) == 5
+    reasons = {o.decline_reason for o in outcomes if not o.approved}
+    assert reasons == {"TRANSACTION_COUNT_LIMIT_EXCEEDED"}
+
+
+def test_reversal_delivered_twice_releases_once(engine: Engine, body: Body) -> None:
+    engine.decide(body("a1", amount="50.00"), NOW_MS)
+    reversal = body("r1", "pgfs.authorization.reversal", "50.00", original="a1")
+    first = engine.decide(reversal, NOW_MS)
+    second = engine.decide(reversal, NOW_MS)
+    assert second.replayed and second.entry is None
+    assert first.body == second.body
+    assert available(engine) == 10000
+
+
+def test_clearings_smaller_and_larger_than_the_hold(body: Body) -> None:
+    engine = Engine()
+    engine.load(program_file("200.00"), NOW_MS)
+    engine.decide(body("a1", amount="100.00"), NOW_MS)
+    clearing = engine.decide(
+        body("k1", "pgfs.authorization.capture", "60.00", original="a1"), NOW_MS
+    )
+    assert clearing.entry is not None
+    assert clearing.entry.posted_delta_minor == -6000
+    assert clearing.entry.held_delta_minor == -10000
+    engine.decide(body("a2", amount="50.00"), NOW_MS)
+    engine.decide(body("k2", "pgfs.authorization.capture", "57.50", original="a2"), NOW_MS)
+    account = engine.account("biz")
+    assert account is not None
+    assert account.posted_minor == 20000 - 6000 - 5750
+    assert account.held_minor == 0
+
+
+def test_hotel_incremental(body: Body) -> None:
+    engine = Engine()
+    engine.load(program_file("500.00"), NOW_MS)
+    engine.decide(body("h1", amount="200.00"), NOW_MS)
+    engine.decide(body("h2", "pgfs.authorization.incremental", "50.00", original="h1"), NOW_MS)
+    assert held(engine) == 25000
+    engine.decide(body("h3", "pgfs.authorization.capture", "240.00", original="h1"), NOW_MS)
+    assert held(engine) == 0
+    assert available(engine) == 50000 - 24000
+
+
+def test_mcc_block_and_numeric_mcc(body: Body) -> None:
+    engine = Engine()
+    control = {"token": "ac", "name": "No vets", "merchant_scope": {"mcc": "0742"}}
+    engine.load(program_file(authcontrols=[control]), NOW_MS)
+    blocked = engine.decide(body("v1", mcc="0742"), NOW_MS)
+    assert blocked.decline_reason == "TRANSACTION_NOT_PERMITTED"
+    assert blocked.rule_id == "ac"
+    with pytest.raises(MessageError) as raised:
+        engine.decide(body("v2", mcc=742), NOW_MS)
+    assert raised.value.field == "card_acceptor.mcc"
+
+
+@pytest.mark.parametrize("amount", [-10.00, "-10.00", "NaN", "Infinity", "", None])
+def test_bad_amounts_name_the_field(engine: Engine, body: Body, amount: object) -> None:
+    digest = engine.state_digest()
+    with pytest.raises(MessageError) as raised:
+        engine.decide(body("bad", amount=amount), NOW_MS)
+    assert raised.value.field == "gpa_order.jit_funding.amount"
+    assert engine.state_digest() == digest
+
+
+def test_exponent_notation_is_refused(engine: Engine) -> None:
+    raw = (
+        b'{"card_token":"card_a","gpa_order":{"jit_funding":{"token":"e1",'
+        b'"method":"pgfs.authorization","user_token":"alice","amount":1e400}}}'
+    )
+    with pytest.raises(MessageError, match="exponent"):
+        engine.decide(raw, NOW_MS)
+
+
+def test_token_conflict(engine: Engine, body: Body) -> None:
+    engine.decide(body("a1", amount="5.00"), NOW_MS)
+    with pytest.raises(TokenConflict):
+        engine.decide(body("a1", amount="6.00"), NOW_MS)
+
+
+def test_program_error_lists_problems() -> None:
+    engine = Engine()
+    bad = b'{"cards": [{"token": "c", "user_token": "ghost"}]}'
+    with pytest.raises(ProgramError) as raised:
+        engine.load(bad, NOW_MS)
+    assert ("cards[0].user_token", "unknown user") in raised.value.problems
+    assert engine.last_seq == 0
+
+
+def test_methods_that_must_not_crash(engine: Engine, body: Body) -> None:
+    for token, method in [
+        ("m1", "pgfs.refund.authorization.reversal"),
+        ("m2", "pgfs.billpayment"),
+        ("m3", "pgfs.force_capture"),
+        ("m4", "pgfs.something.new"),
+    ]:
+        outcome = engine.decide(body(token, method, "1.00"), NOW_MS)
+        assert outcome.status in (200, 402)
+        assert outcome.method == method
+
+
+def test_void_and_unknown_token(engine: Engine, body: Body) -> None:
+    engine.decide(body("a1", amount="40.00"), NOW_MS)
+    voided = engine.void("a1", NOW_MS)
+    assert voided.status == 402
+    assert voided.entry is not None and voided.entry.kind == "void"
+    assert available(engine) == 10000
+    with pytest.raises(KeyError):
+        engine.void("never", NOW_MS)
+
+
+def test_journal_and_snapshot_rebuild_the_same_state(body: Body) -> None:
+    engine = Engine()
+    journal = [entry.data for entry in engine.load(program_file(), NOW_MS)]
+    for index in range(5):
+        outcome = engine.decide(body(f"t{index}", amount="7.00"), NOW_MS)
+        if outcome.entry is not None:
+            journal.append(outcome.entry.data)
+    fresh = Engine()
+    assert fresh.apply_many(journal) == len(journal)
+    assert fresh.state_digest() == engine.state_digest()
+    assert fresh.last_seq == engine.last_seq
+    restored = Engine.restore(engine.snapshot())
+    assert restored.state_digest() == engine.state_digest()
+    with pytest.raises(JournalError):
+        fresh.apply(journal[0])
