@@ -10,7 +10,6 @@ outcome becomes a `transaction.<type>` webhook event.
 """
 
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -67,7 +66,6 @@ class Swipe:
     gateway: Resource | None
     refunds_destination: str
     preceding: Resource | None = None
-    body: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
 def _card_acceptor(body: field.Body, inherited: dict[str, Any] | None) -> dict[str, Any]:
@@ -128,7 +126,6 @@ def _swipe(state: SimulatorState, body: dict[str, Any], needs_preceding: bool) -
         gateway=gateway,
         refunds_destination=(gateway or {}).get("refunds_destination", "GPA"),
         preceding=preceding,
-        body=body,
     )
 
 
@@ -245,10 +242,10 @@ def _decline(
     return transaction
 
 
-def _finish(state: SimulatorState, transaction: Resource) -> web.Response:
+def _record(state: SimulatorState, transaction: Resource) -> None:
+    """Keep the transaction and publish its `transaction.<type>` event."""
     state.transactions[transaction["token"]] = transaction
     publish(state, f"transaction.{transaction['type']}", transaction["token"], transaction)
-    return created({"transaction": transaction})
 
 
 def chain_of(transaction: Resource | None, hold: Hold | None) -> tuple[str | None, list[str]]:
@@ -549,7 +546,8 @@ async def simulate(request: web.Request) -> web.Response:
     # otherwise a reversal could release a hold that an incremental is still growing.
     async with state.card_lock(_card_token_of(state, body)):
         transaction = await run(state, body)
-    return _finish(state, transaction)
+    _record(state, transaction)
+    return created({"transaction": transaction})
 
 
 def _card_token_of(state: SimulatorState, body: dict[str, Any]) -> str | None:
@@ -574,7 +572,7 @@ async def expire_due_holds(state: SimulatorState) -> list[Resource]:
             if token not in state.holds:
                 continue
             transaction = await expire(state, body)
-        _finish(state, transaction)
+        _record(state, transaction)
         expired.append(transaction)
     return expired
 

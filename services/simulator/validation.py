@@ -34,6 +34,8 @@ CURRENCY_EXPONENTS = {
 }
 
 TOKEN_MAX_LENGTH = 36
+# Far above any card amount, and small enough that quantizing never overflows the context.
+AMOUNT_MAX = Decimal("1000000000000")
 _PASSWORD_CLASSES = (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]")
 _MCC = re.compile(r"^[0-9]{4}$")
 
@@ -118,12 +120,18 @@ def amount(body: Body, field: str, currency_code: str, *, positive: bool = False
         parsed = Decimal(value)
     except InvalidOperation as error:
         raise invalid(f"{field} must be a number", INVALID_AMOUNT) from error
-    exponent = CURRENCY_EXPONENTS[currency_code]
     if not parsed.is_finite() or parsed < 0 or (positive and parsed == 0):
-        raise invalid(f"{field} must be a {'positive' if positive else 'non-negative'} number")
-    if parsed != parsed.quantize(Decimal(1).scaleb(-exponent)):
-        raise invalid(f"{field} has more than {exponent} decimals for {currency_code}")
-    return parsed.quantize(Decimal(1).scaleb(-exponent))
+        sign = "positive" if positive else "non-negative"
+        raise invalid(f"{field} must be a {sign} number", INVALID_AMOUNT)
+    if parsed > AMOUNT_MAX:
+        raise invalid(f"{field} must be at most {AMOUNT_MAX}", INVALID_AMOUNT)
+    exponent = CURRENCY_EXPONENTS[currency_code]
+    exact = parsed.quantize(Decimal(1).scaleb(-exponent))
+    if parsed != exact:
+        raise invalid(
+            f"{field} has more than {exponent} decimals for {currency_code}", INVALID_AMOUNT
+        )
+    return exact
 
 
 def password(body: Body, field: str, *, min_length: int = 20, max_length: int = 100) -> str:
