@@ -10,7 +10,12 @@ from datetime import datetime
 from aiohttp import web
 
 from services.simulator import validation as field
-from services.simulator.errors import INVALID_TRANSITION, UNKNOWN_REFERENCE, invalid, not_found
+from services.simulator.errors import (
+    INVALID_TRANSITION,
+    UNKNOWN_REFERENCE,
+    found,
+    invalid,
+)
 from services.simulator.holders import CHANNELS
 from services.simulator.state import Resource, SimulatorState
 from services.simulator.webhooks import publish
@@ -68,16 +73,10 @@ async def create_card_product(request: web.Request) -> web.Response:
     return created(product)
 
 
-def _found(resources: dict[str, Resource], kind: str, token: str) -> Resource:
-    if token not in resources:
-        raise not_found(kind, token)
-    return resources[token]
-
-
 @routes.get(V3 + "/cardproducts/{token}")
 async def get_card_product(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    return answer(_found(state_of(request).card_products, "card product", token))
+    return answer(found(state_of(request).card_products, "card product", token))
 
 
 def gateway_funding(product: Resource) -> Resource | None:
@@ -135,13 +134,13 @@ async def create_card(request: web.Request) -> web.Response:
 
 @routes.get(V3 + "/cards/{token}")
 async def get_card(request: web.Request) -> web.Response:
-    return answer(_found(state_of(request).cards, "card", request.match_info["token"]))
+    return answer(found(state_of(request).cards, "card", request.match_info["token"]))
 
 
 @routes.get(V3 + "/cards/user/{token}")
 async def list_cards_for_user(request: web.Request) -> web.Response:
     state = state_of(request)
-    token = _found(state.users, "user", request.match_info["token"])["token"]
+    token = found(state.users, "user", request.match_info["token"])["token"]
     return page(request, [c for c in state.cards.values() if c.get("user_token") == token])
 
 

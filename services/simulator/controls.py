@@ -14,7 +14,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from services.simulator import validation as field
-from services.simulator.errors import CONTROL_LIMIT_REACHED, invalid, not_found
+from services.simulator.errors import CONTROL_LIMIT_REACHED, found, invalid
 from services.simulator.state import Resource, SimulatorState, SpendEntry
 from services.simulator.wire import V3, answer, body_of, created, page, state_of
 
@@ -109,12 +109,6 @@ async def create_velocity_control(request: web.Request) -> web.Response:
     return created(control)
 
 
-def _found(resources: dict[str, Resource], kind: str, token: str) -> Resource:
-    if token not in resources:
-        raise not_found(kind, token)
-    return resources[token]
-
-
 @routes.get(V3 + "/velocitycontrols")
 async def list_velocity_controls(request: web.Request) -> web.Response:
     return page(request, [*state_of(request).velocity_controls.values()])
@@ -123,13 +117,13 @@ async def list_velocity_controls(request: web.Request) -> web.Response:
 @routes.get(V3 + "/velocitycontrols/{token}")
 async def get_velocity_control(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    return answer(_found(state_of(request).velocity_controls, "velocity control", token))
+    return answer(found(state_of(request).velocity_controls, "velocity control", token))
 
 
 @routes.put(V3 + "/velocitycontrols/{token}")
 async def update_velocity_control(request: web.Request) -> web.Response:
     state = state_of(request)
-    control = _found(state.velocity_controls, "velocity control", request.match_info["token"])
+    control = found(state.velocity_controls, "velocity control", request.match_info["token"])
     changes = await body_of(request)
     changes.pop("token", None)
     control.update(_velocity_fields(state, {**control, **changes}))
@@ -259,7 +253,7 @@ def _days_remaining(window: str, now: datetime) -> int:
 @routes.get(V3 + "/velocitycontrols/user/{token}/available")
 async def list_available(request: web.Request) -> web.Response:
     state = state_of(request)
-    user = _found(state.users, "user", request.match_info["token"])
+    user = found(state.users, "user", request.match_info["token"])
     product_tokens = {
         card["card_product_token"]
         for card in state.cards.values()
@@ -313,7 +307,7 @@ async def create_auth_control(request: web.Request) -> web.Response:
 @routes.get(V3 + "/authcontrols/{token}")
 async def get_auth_control(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    return answer(_found(state_of(request).auth_controls, "authorization control", token))
+    return answer(found(state_of(request).auth_controls, "authorization control", token))
 
 
 @routes.post(V3 + "/authcontrols/exemptmids")
@@ -374,7 +368,7 @@ async def create_mcc_group(request: web.Request) -> web.Response:
 
 @routes.get(V3 + "/mccgroups/{token}")
 async def get_mcc_group(request: web.Request) -> web.Response:
-    return answer(_found(state_of(request).mcc_groups, "MCC group", request.match_info["token"]))
+    return answer(found(state_of(request).mcc_groups, "MCC group", request.match_info["token"]))
 
 
 def hold_expiration_days(state: SimulatorState, mcc: str) -> int:

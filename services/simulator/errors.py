@@ -6,6 +6,11 @@ cover every rule the simulator enforces, so the codes below are the simulator's 
 once written (never renumbered), in the processor's numbering scheme.
 """
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+Resource = TypeVar("Resource")
+
 MALFORMED_BODY = "400100"
 MISSING_FIELD = "400101"
 INVALID_FIELD = "400102"
@@ -41,3 +46,10 @@ def invalid(message: str, error_code: str = INVALID_FIELD) -> ApiError:
 def not_found(kind: str, token: str) -> ApiError:
     """A 404: no resource of that kind has that token."""
     return ApiError(404, NOT_FOUND, f"{kind} not found: {token}")
+
+
+def found(resources: Mapping[str, Resource], kind: str, token: str) -> Resource:
+    """The resource with that token, or the 404 that names what was missing."""
+    if token not in resources:
+        raise not_found(kind, token)
+    return resources[token]

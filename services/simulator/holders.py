@@ -16,8 +16,8 @@ from services.simulator.errors import (
     KYC_ATTEMPTS_EXHAUSTED,
     KYC_NOT_ALLOWED,
     KYC_REQUIRED,
+    found,
     invalid,
-    not_found,
 )
 from services.simulator.state import Resource, SimulatorState
 from services.simulator.webhooks import publish
@@ -98,12 +98,6 @@ async def create_user(request: web.Request) -> web.Response:
     return created(user)
 
 
-def _found(resources: dict[str, Resource], kind: str, token: str) -> Resource:
-    if token not in resources:
-        raise not_found(kind, token)
-    return resources[token]
-
-
 @routes.get(V3 + "/users")
 async def list_users(request: web.Request) -> web.Response:
     return page(request, [*state_of(request).users.values()])
@@ -111,13 +105,13 @@ async def list_users(request: web.Request) -> web.Response:
 
 @routes.get(V3 + "/users/{token}")
 async def get_user(request: web.Request) -> web.Response:
-    return answer(_found(state_of(request).users, "user", request.match_info["token"]))
+    return answer(found(state_of(request).users, "user", request.match_info["token"]))
 
 
 @routes.put(V3 + "/users/{token}")
 async def update_user(request: web.Request) -> web.Response:
     state = state_of(request)
-    user = _found(state.users, "user", request.match_info["token"])
+    user = found(state.users, "user", request.match_info["token"])
     body = await body_of(request)
     user.update(_user_fields(state, {**user, **body}))
     user["last_modified_time"] = state.now_text()
@@ -142,13 +136,13 @@ async def create_business(request: web.Request) -> web.Response:
 @routes.get(V3 + "/businesses/{token}")
 async def get_business(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    return answer(_found(state_of(request).businesses, "business", token))
+    return answer(found(state_of(request).businesses, "business", token))
 
 
 @routes.put(V3 + "/businesses/{token}")
 async def update_business(request: web.Request) -> web.Response:
     state = state_of(request)
-    business = _found(state.businesses, "business", request.match_info["token"])
+    business = found(state.businesses, "business", request.match_info["token"])
     body = await body_of(request)
     business.update(_holder_fields(body, _BUSINESS_TEXT))
     if "office_location" in body:
@@ -211,7 +205,7 @@ async def transition_user(request: web.Request) -> web.Response:
 @routes.get(V3 + "/usertransitions/user/{token}")
 async def list_user_transitions(request: web.Request) -> web.Response:
     state = state_of(request)
-    token = _found(state.users, "user", request.match_info["token"])["token"]
+    token = found(state.users, "user", request.match_info["token"])["token"]
     items = [t for t in state.user_transitions.values() if t["user_token"] == token]
     return page(request, items)
 
@@ -296,13 +290,13 @@ async def verify_identity(request: web.Request) -> web.Response:
 
 @routes.get(V3 + "/kyc/{token}")
 async def get_kyc(request: web.Request) -> web.Response:
-    return answer(_found(state_of(request).kyc, "kyc", request.match_info["token"]))
+    return answer(found(state_of(request).kyc, "kyc", request.match_info["token"]))
 
 
 @routes.get(V3 + "/kyc/{kind:user|business}/{token}")
 async def list_kyc(request: web.Request) -> web.Response:
     state = state_of(request)
     kind, token = request.match_info["kind"], request.match_info["token"]
-    _found(state.users if kind == "user" else state.businesses, kind, token)
+    found(state.users if kind == "user" else state.businesses, kind, token)
     items = [kyc for kyc in state.kyc.values() if kyc.get(f"{kind}_token") == token]
     return page(request, items)
