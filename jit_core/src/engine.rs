@@ -105,6 +105,16 @@ impl Engine {
     /// Decides one JIT message.
     pub fn decide(&mut self, body: &[u8], now_ms: i64) -> Result<Outcome, EngineError> {
         let message = message::parse(body)?;
+        self.decide_message(message, now_ms)
+    }
+
+    /// Decides a message already parsed by `message::parse` (for benchmarks that time the
+    /// decision apart from parsing).
+    pub fn decide_message(
+        &mut self,
+        message: Message<'_>,
+        now_ms: i64,
+    ) -> Result<Outcome, EngineError> {
         let flow = classify(&message.method);
         let amount_minor = match (flow, message.amount_raw) {
             (Flow::BalanceInquiry, None) => 0,
@@ -301,19 +311,18 @@ impl Engine {
     /// its answer.
     fn apply_effects(&mut self, entry: &Entry) {
         let target_present = self.void_target_present(entry);
-        let for_void: Vec<Effect> = if entry.kind == EntryKind::Decision {
-            entry
+        let mut for_void: Option<Vec<Effect>> = Some(if entry.kind == EntryKind::Decision {
+            let undoable = entry
                 .effects
                 .iter()
-                .filter(|e| !matches!(e, Effect::Answer(_)))
-                .cloned()
-                .collect()
+                .filter(|e| !matches!(e, Effect::Answer(_)));
+            undoable.cloned().collect()
         } else {
             Vec::new()
-        };
+        });
         for effect in &entry.effects {
             if target_present || matches!(effect, Effect::Answer(_)) {
-                self.state.apply_effect(effect, &for_void);
+                self.state.apply_effect(effect, &mut for_void);
             }
         }
         self.state.last_seq = entry.seq;
@@ -365,12 +374,7 @@ impl Engine {
         }
 
         let seq = self.state.last_seq + 1;
-        let undo: Vec<Effect> = record
-            .effects
-            .iter()
-            .rev()
-            .filter_map(Effect::inverse)
-            .collect();
+        let undo = self.undo_effects(&record.effects);
         let answer = Answer {
             status: 402,
             body: void_body(&record.answer.body, self.exponent),
@@ -394,6 +398,42 @@ impl Engine {
 
         self.describe_after(&mut entry, Flow::Refused);
         Ok(outcome(&answer, false, Some(entry)))
+    }
+
+    /// The effects that undo `effects`. A hold changed since (expired, cleared, reversed)
+    /// is not swapped back: only what the decision added to it is taken off, and a hold
+    /// already resolved is left alone, so a void never releases money twice.
+    fn undo_effects(&self, effects: &[Effect]) -> Vec<Effect> {
+        let mut undo = Vec::with_capacity(effects.len());
+        for effect in effects.iter().rev() {
+            let Effect::Hold {
+                before,
+                after: Some(after),
+            } = effect
+            else {
+                undo.extend(effect.inverse());
+                continue;
+            };
+            let current = self.state.holds.get(&after.token);
+            if current == Some(after) {
+                undo.extend(effect.inverse());
+                continue;
+            }
+            let Some(current) = current.filter(|hold| hold.state == HoldState::Open) else {
+                continue;
+            };
+            let added = after.open_minor() - before.as_ref().map_or(0, |b| b.open_minor());
+            let mut restored = current.clone();
+            restored.amount_minor = (current.amount_minor - added).max(0);
+            if restored.amount_minor == 0 {
+                restored.state = HoldState::Reversed;
+            }
+            undo.push(Effect::Hold {
+                before: Some(current.clone()),
+                after: Some(restored),
+            });
+        }
+        undo
     }
 
     /// Releases every open hold whose expiry is at or before `now_ms`, in one entry.

@@ -110,7 +110,9 @@ impl State {
     }
 
     /// Applies one state change. Assumes `check_effect` passed.
-    pub fn apply_effect(&mut self, effect: &Effect, effects_for_void: &[Effect]) {
+    ///
+    /// An `Answer` takes `effects_for_void` (the decision's other effects) for its record.
+    pub fn apply_effect(&mut self, effect: &Effect, effects_for_void: &mut Option<Vec<Effect>>) {
         match effect {
             Effect::Posted {
                 account,
@@ -133,7 +135,7 @@ impl State {
             Effect::Answer(answer) => {
                 let record = Record {
                     answer: answer.clone(),
-                    effects: effects_for_void.to_vec(),
+                    effects: effects_for_void.take().unwrap_or_default(),
                 };
                 self.answers.insert(answer.token.clone(), record);
             }
