@@ -8,6 +8,7 @@ journal never has a gap that a later entry depends on.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from pyjit.projections import ALREADY_COMMITTED, APPEND, batch_arguments
+
 if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
     from pyjit._engine import Entry
 
 log = logging.getLogger(__name__)
-
-APPEND = "SELECT journal_append($1::bigint[], $2::bytea[])"
 
 
 @dataclass
@@ -52,7 +55,9 @@ class JournalWriter:
         self._queued_future: asyncio.Future[None] | None = None
         self._in_flight: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
+        self._held: PoolConnectionProxy[asyncpg.Record] | None = None
         self._last_submitted_seq = 0
+        self._last_taken_seq = 0
         self.committed_seq = 0
         self.healthy = True
         self.stats = WriterStats()
@@ -94,21 +99,25 @@ class JournalWriter:
 
     async def run(self) -> None:
         """The writer loop; runs until cancelled."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            seqs: list[int] = []
-            datas: list[bytes] = []
-            self._take(seqs, datas)
-            if not seqs:
-                continue
-            await self._commit_with_retry(seqs, datas)
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                seqs: list[int] = []
+                datas: list[bytes] = []
+                self._take(seqs, datas)
+                if not seqs:
+                    continue
+                await self._commit_with_retry(seqs, datas)
+        finally:
+            await self._let_go()
 
     def _take(self, seqs: list[int], datas: list[bytes]) -> None:
         """Move queued entries (up to the batch size) into the batch being committed."""
         room = self._batch_max_entries - len(seqs)
         while self._queue and room > 0:
             seq, data = self._queue.popleft()
+            self._last_taken_seq = seq
             seqs.append(seq)
             datas.append(data)
             room -= 1
@@ -129,9 +138,10 @@ class JournalWriter:
         )
         async for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    self._take(seqs, datas)
                 try:
+                    if attempt.retry_state.attempt_number > 1:
+                        await self._drop_committed(seqs, datas)
+                        self._take(seqs, datas)
                     await self._commit(seqs, datas)
                 except Exception as error:
                     self._note_failure(error, len(seqs))
@@ -139,8 +149,41 @@ class JournalWriter:
         self._note_success(seqs)
 
     async def _commit(self, seqs: list[int], datas: list[bytes]) -> None:
+        if not seqs:
+            return
+        arguments = batch_arguments(seqs, datas)
+        connection = await self._connection()
+        try:
+            await connection.execute(APPEND, *arguments, timeout=self._attempt_timeout_s)
+        except BaseException:
+            await self._let_go()
+            raise
+
+    async def _connection(self) -> "PoolConnectionProxy[asyncpg.Record]":
+        """The writer's own connection, kept between commits: returning it to the pool
+        after each batch would cost a reset round trip per commit."""
+        if self._held is None:
+            self._held = await self._pool.acquire(timeout=self._attempt_timeout_s)
+        return self._held
+
+    async def _let_go(self) -> None:
+        """Give the connection back (the pool replaces it if it broke)."""
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.release(held), self._attempt_timeout_s)
+
+    async def _drop_committed(self, seqs: list[int], datas: list[bytes]) -> None:
+        """Remove from the batch what an earlier, ambiguous attempt did commit."""
         async with self._pool.acquire(timeout=self._attempt_timeout_s) as connection:
-            await connection.fetchval(APPEND, seqs, datas, timeout=self._attempt_timeout_s)
+            rows = await connection.fetch(ALREADY_COMMITTED, seqs, timeout=self._attempt_timeout_s)
+        committed = {row[0] for row in rows}
+        if committed:
+            kept = [
+                (seq, data) for seq, data in zip(seqs, datas, strict=True) if seq not in committed
+            ]
+            seqs[:] = [seq for seq, _ in kept]
+            datas[:] = [data for _, data in kept]
 
     def _note_failure(self, error: Exception, size: int) -> None:
         self.stats.failed_attempts += 1
@@ -152,7 +195,7 @@ class JournalWriter:
         if not self.healthy:
             log.info("journal commits succeed again")
         self.healthy = True
-        self.committed_seq = seqs[-1]
+        self.committed_seq = self._last_taken_seq
         self.stats.batches += 1
         self.stats.entries += len(seqs)
         self.stats.largest_batch = max(self.stats.largest_batch, len(seqs))
