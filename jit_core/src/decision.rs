@@ -14,11 +14,13 @@
 //! The first failing check declines. Partial approval is never given: a message is approved
 //! in full or declined.
 
+use std::sync::Arc;
+
 use chrono_tz::Tz;
 
 use crate::controls::{
     in_force, window_start_ms, Association, AuthMode, Category, MerchantScope, VelocityControl,
-    Window,
+    Window, WindowUsage,
 };
 use crate::message::Merchant;
 use crate::model::{Account, Card, CardState, Holder, HolderStatus};
@@ -59,12 +61,12 @@ impl Decline {
 }
 
 /// A velocity counter an approval charges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Charge<'s> {
-    /// Control token.
-    pub control: &'s str,
-    /// Card or holder token.
-    pub subject: &'s str,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// Control token, shared with the counter map.
+    pub control: Arc<str>,
+    /// Card or holder token, shared with the counter map.
+    pub subject: Arc<str>,
     /// Window start, ms.
     pub window_start_ms: i64,
     /// True when the control also counts declines.
@@ -109,7 +111,7 @@ pub fn check<'s>(
     zone: Tz,
     spender: Spender<'s>,
     request: &Request<'_>,
-    charges: &mut Vec<Charge<'s>>,
+    charges: &mut Vec<Charge>,
 ) -> Result<(), Decline> {
     check_card(spender.card, request)?;
     check_holder(spender.holder, request)?;
@@ -276,7 +278,7 @@ fn check_velocity<'s>(
     zone: Tz,
     spender: Spender<'s>,
     request: &Request<'_>,
-    charges: &mut Vec<Charge<'s>>,
+    charges: &mut Vec<Charge>,
 ) -> Result<(), Decline> {
     let mut first_decline = None;
     for control in state.velocity_controls.values() {
@@ -288,17 +290,19 @@ fn check_velocity<'s>(
             _ => spender.card.user_token.as_str(),
         };
         let start = window_start_ms(control.window, request.at_ms, zone);
+        let mut used = WindowUsage::default();
         if control.window != Window::Transaction {
-            let counts_declines = !control.approvals_only;
+            let (control_token, subject, usage) = state.counter(&control.token, subject, start);
+            used = usage;
             charges.push(Charge {
-                control: &control.token,
+                control: control_token,
                 subject,
                 window_start_ms: start,
-                counts_declines,
+                counts_declines: !control.approvals_only,
             });
         }
         if first_decline.is_none() {
-            first_decline = over_limit(state, control, subject, start, request.amount_minor);
+            first_decline = over_limit(control, used, request.amount_minor);
         }
     }
     first_decline.map_or(Ok(()), Err)
@@ -316,18 +320,9 @@ fn applies(
         && in_scope(state, &control.scope, request.merchant)
 }
 
-fn over_limit(
-    state: &State,
-    control: &VelocityControl,
-    subject: &str,
-    start: i64,
-    amount: i64,
-) -> Option<Decline> {
-    let used = if control.window == Window::Transaction {
-        Default::default()
-    } else {
-        state.usage_in(&control.token, subject, start)
-    };
+/// The decline a control gives when `amount` on top of `used` (zero for TRANSACTION
+/// windows) goes over one of its limits.
+fn over_limit(control: &VelocityControl, used: WindowUsage, amount: i64) -> Option<Decline> {
     let decline = |reason, limit, used, requested, counts| Decline {
         reason,
         rule_id: control.token.clone(),

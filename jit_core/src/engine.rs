@@ -4,6 +4,8 @@
 //! them in an `Entry`, and applies the entry through `Engine::apply_effects`, the same path
 //! `Engine::apply` uses for recovery. Nothing here reads a clock, logs, or does I/O.
 
+use std::sync::Arc;
+
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -224,6 +226,7 @@ impl Engine {
             rule_name: plan.decline.as_ref().map(|d| d.rule_name.clone()),
             voided: false,
         };
+        let answer = Arc::new(answer);
         let mut entry = Entry::new(
             seq,
             EntryKind::Decision,
@@ -382,8 +385,9 @@ impl Engine {
             rule_id: Some("journal".to_owned()),
             rule_name: Some("journal unavailable".to_owned()),
             voided: true,
-            ..record.answer.clone()
+            ..Answer::clone(&record.answer)
         };
+        let answer = Arc::new(answer);
         let mut entry = Entry::new(seq, EntryKind::Void, now_ms, token.to_owned());
         entry.voids = Some(record.answer.decision_seq);
         entry.method = Some(answer.method.clone());
@@ -423,14 +427,14 @@ impl Engine {
                 continue;
             };
             let added = after.open_minor() - before.as_ref().map_or(0, |b| b.open_minor());
-            let mut restored = current.clone();
+            let mut restored = crate::model::Hold::clone(current);
             restored.amount_minor = (current.amount_minor - added).max(0);
             if restored.amount_minor == 0 {
                 restored.state = HoldState::Reversed;
             }
             undo.push(Effect::Hold {
-                before: Some(current.clone()),
-                after: Some(restored),
+                before: Some(Arc::clone(current)),
+                after: Some(Arc::new(restored)),
             });
         }
         undo
@@ -461,11 +465,11 @@ impl Engine {
             let after = crate::model::Hold {
                 amount_minor: 0,
                 state: HoldState::Expired,
-                ..hold.clone()
+                ..crate::model::Hold::clone(&hold)
             };
             entry.effects.push(Effect::Hold {
                 before: Some(hold),
-                after: Some(after),
+                after: Some(Arc::new(after)),
             });
         }
 

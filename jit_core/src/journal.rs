@@ -5,6 +5,8 @@
 //! `Engine::apply`, and returns the entry: so a journal replay cannot drift from the live
 //! engine.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::controls::{AuthControl, ExemptMid, VelocityControl};
@@ -95,7 +97,8 @@ pub enum ProgramObject {
     ExemptMid(ExemptMid),
 }
 
-/// One state change.
+/// One state change. Holds, answers and counter tokens are shared (`Arc`) between the entry,
+/// the state and the record a `void` undoes, so one decision copies none of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Effect {
@@ -109,16 +112,16 @@ pub enum Effect {
     /// Replace a hold (None: absent); the account's held total follows the open amounts.
     Hold {
         /// The hold before, None when it is new.
-        before: Option<Hold>,
+        before: Option<Arc<Hold>>,
         /// The hold after, None when it is removed.
-        after: Option<Hold>,
+        after: Option<Arc<Hold>>,
     },
     /// Add to a velocity counter of the window starting at `window_start_ms`.
     Usage {
         /// Velocity control token.
-        control: String,
+        control: Arc<str>,
         /// Card or holder token.
-        subject: String,
+        subject: Arc<str>,
         /// Window start, ms.
         window_start_ms: i64,
         /// Signed amount change, minor units.
@@ -127,7 +130,7 @@ pub enum Effect {
         count: i64,
     },
     /// Record the answer for a token.
-    Answer(Answer),
+    Answer(Arc<Answer>),
     /// Upsert a program object.
     Put(ProgramObject),
     /// Mark a GPA order token as applied.

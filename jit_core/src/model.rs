@@ -1,5 +1,7 @@
 //! The program's objects: account holders, accounts, cards, card products, MCC groups, holds.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The one program an engine serves.
@@ -168,12 +170,14 @@ pub enum HoldState {
 }
 
 /// A velocity counter an authorization charged, so a reversal can give the usage back.
+///
+/// The tokens share the counter map's keys, so charging a counter copies no text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRef {
     /// Velocity control token.
-    pub control: String,
+    pub control: Arc<str>,
     /// Card or holder token the counter belongs to.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Start of the window charged, ms.
     pub window_start_ms: i64,
 }

@@ -1,6 +1,8 @@
 //! Turning one message into effects: the lifecycle of holds, postings and velocity usage.
 //! The method table is in `lifecycle`; the checks and their order in `decision`.
 
+use std::sync::Arc;
+
 use crate::controls::Category;
 use crate::decision::{check, Charge, Decline, Request, Spender};
 use crate::engine::{Decided, Engine};
@@ -40,10 +42,10 @@ impl Plan {
     }
 }
 
-fn usage(charge: &Charge<'_>, amount_minor: i64, count: i64) -> Effect {
+fn usage(charge: &Charge, amount_minor: i64, count: i64) -> Effect {
     Effect::Usage {
-        control: charge.control.to_owned(),
-        subject: charge.subject.to_owned(),
+        control: Arc::clone(&charge.control),
+        subject: Arc::clone(&charge.subject),
         window_start_ms: charge.window_start_ms,
         amount_minor,
         count,
@@ -158,7 +160,7 @@ impl Engine {
         let expires_at_ms = decided.at_ms + i64::from(self.hold_days(decided)) * DAY_MS;
         let after = match &before {
             Some(open) if open.state == HoldState::Open => {
-                let mut grown = open.clone();
+                let mut grown = Hold::clone(open);
                 grown.amount_minor += decided.amount_minor;
                 grown.expires_at_ms = grown.expires_at_ms.max(expires_at_ms);
                 for usage in refs {
@@ -180,7 +182,7 @@ impl Engine {
         };
         Effect::Hold {
             before,
-            after: Some(after),
+            after: Some(Arc::new(after)),
         }
     }
 
@@ -241,7 +243,7 @@ impl Engine {
         } else {
             decided.amount_minor.min(hold.amount_minor)
         };
-        let mut after = hold.clone();
+        let mut after = Hold::clone(hold);
         after.amount_minor -= released;
         if after.amount_minor == 0 {
             after.state = if expire {
@@ -258,8 +260,8 @@ impl Engine {
             let whole = i64::from(after.amount_minor == 0);
             for usage in &hold.usage {
                 plan.effects.push(Effect::Usage {
-                    control: usage.control.clone(),
-                    subject: usage.subject.clone(),
+                    control: Arc::clone(&usage.control),
+                    subject: Arc::clone(&usage.subject),
                     window_start_ms: usage.window_start_ms,
                     amount_minor: -released,
                     count: -whole,
@@ -267,8 +269,8 @@ impl Engine {
             }
         }
         plan.effects.push(Effect::Hold {
-            before: Some(hold.clone()),
-            after: Some(after),
+            before: Some(Arc::clone(hold)),
+            after: Some(Arc::new(after)),
         });
         plan
     }
@@ -296,14 +298,14 @@ impl Engine {
             } else {
                 decided.amount_minor.min(hold.amount_minor)
             };
-            let mut after = hold.clone();
+            let mut after = Hold::clone(hold);
             after.amount_minor -= released;
             if last || after.amount_minor == 0 {
                 after.state = HoldState::Cleared;
             }
             plan.effects.push(Effect::Hold {
-                before: Some(hold.clone()),
-                after: Some(after),
+                before: Some(Arc::clone(hold)),
+                after: Some(Arc::new(after)),
             });
         }
         plan.effects.push(Effect::Posted {
@@ -314,10 +316,10 @@ impl Engine {
     }
 }
 
-fn usage_ref(charge: &Charge<'_>) -> UsageRef {
+fn usage_ref(charge: &Charge) -> UsageRef {
     UsageRef {
-        control: charge.control.to_owned(),
-        subject: charge.subject.to_owned(),
+        control: Arc::clone(&charge.control),
+        subject: Arc::clone(&charge.subject),
         window_start_ms: charge.window_start_ms,
     }
 }

@@ -1,6 +1,7 @@
 //! The engine's state and the one function that changes it: `State::apply_effect`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize, Serializer};
@@ -13,8 +14,8 @@ use crate::model::{Account, Card, CardProduct, Hold, Holder, MccGroup, Program};
 /// An answered token: its answer and the effects a `void` would undo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// The answer a replay returns.
-    pub answer: Answer,
+    /// The answer a replay returns, shared with the entry that recorded it.
+    pub answer: Arc<Answer>,
     /// The decision's effects other than the answer.
     pub effects: Vec<Effect>,
 }
@@ -49,10 +50,11 @@ pub struct State {
     pub exempt_mids: BTreeMap<String, ExemptMid>,
     /// Holds by chain token, open or resolved.
     #[serde(serialize_with = "sorted_map")]
-    pub holds: FxHashMap<String, Hold>,
-    /// Velocity counters: control token, then subject token.
+    pub holds: FxHashMap<String, Arc<Hold>>,
+    /// Velocity counters: control token, then subject token. The keys are shared with the
+    /// effects and holds that charge them.
     #[serde(serialize_with = "sorted_usage")]
-    pub usage: FxHashMap<String, FxHashMap<String, WindowUsage>>,
+    pub usage: FxHashMap<Arc<str>, FxHashMap<Arc<str>, WindowUsage>>,
     /// Answered tokens.
     #[serde(serialize_with = "sorted_map")]
     pub answers: FxHashMap<String, Record>,
@@ -61,8 +63,8 @@ pub struct State {
     pub gpa_orders: FxHashSet<String>,
 }
 
-fn sorted_map<V: Serialize, S: Serializer>(
-    map: &FxHashMap<String, V>,
+fn sorted_map<K: Serialize + Ord, V: Serialize, S: Serializer>(
+    map: &FxHashMap<K, V>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     map.iter().collect::<BTreeMap<_, _>>().serialize(serializer)
@@ -73,7 +75,7 @@ fn sorted_set<S: Serializer>(set: &FxHashSet<String>, serializer: S) -> Result<S
 }
 
 fn sorted_usage<S: Serializer>(
-    usage: &FxHashMap<String, FxHashMap<String, WindowUsage>>,
+    usage: &FxHashMap<Arc<str>, FxHashMap<Arc<str>, WindowUsage>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let sorted: BTreeMap<_, BTreeMap<_, _>> = usage
@@ -134,7 +136,7 @@ impl State {
             }
             Effect::Answer(answer) => {
                 let record = Record {
-                    answer: answer.clone(),
+                    answer: Arc::clone(answer),
                     effects: effects_for_void.take().unwrap_or_default(),
                 };
                 self.answers.insert(answer.token.clone(), record);
@@ -146,9 +148,9 @@ impl State {
         }
     }
 
-    fn replace_hold(&mut self, before: Option<&Hold>, after: Option<&Hold>) {
-        let old = before.map_or(0, Hold::open_minor);
-        let new = after.map_or(0, Hold::open_minor);
+    fn replace_hold(&mut self, before: Option<&Arc<Hold>>, after: Option<&Arc<Hold>>) {
+        let old = before.map_or(0, |hold| hold.open_minor());
+        let new = after.map_or(0, |hold| hold.open_minor());
         let account = after
             .or(before)
             .map(|hold| hold.account.as_str())
@@ -159,7 +161,7 @@ impl State {
         }
         match (before, after) {
             (_, Some(hold)) => {
-                self.holds.insert(hold.token.clone(), hold.clone());
+                self.holds.insert(hold.token.clone(), Arc::clone(hold));
             }
             (Some(hold), None) => {
                 self.holds.remove(&hold.token);
@@ -168,14 +170,21 @@ impl State {
         }
     }
 
-    fn add_usage(&mut self, control: &str, subject: &str, start_ms: i64, amount: i64, count: i64) {
+    fn add_usage(
+        &mut self,
+        control: &Arc<str>,
+        subject: &Arc<str>,
+        start_ms: i64,
+        amount: i64,
+        count: i64,
+    ) {
         let subjects = match self.usage.get_mut(control) {
             Some(subjects) => subjects,
-            None => self.usage.entry(control.to_owned()).or_default(),
+            None => self.usage.entry(Arc::clone(control)).or_default(),
         };
         let usage = match subjects.get_mut(subject) {
             Some(usage) => usage,
-            None => subjects.entry(subject.to_owned()).or_default(),
+            None => subjects.entry(Arc::clone(subject)).or_default(),
         };
         if usage.window_start_ms < start_ms {
             *usage = WindowUsage {
@@ -192,18 +201,35 @@ impl State {
 
     /// The usage of a counter in the window starting at `start_ms`.
     pub fn usage_in(&self, control: &str, subject: &str, start_ms: i64) -> WindowUsage {
-        let found = self
-            .usage
-            .get(control)
-            .and_then(|subjects| subjects.get(subject));
-        match found {
-            Some(usage) if usage.window_start_ms == start_ms => *usage,
-            _ => WindowUsage {
-                window_start_ms: start_ms,
-                amount_minor: 0,
-                count: 0,
-            },
-        }
+        self.counter(control, subject, start_ms).2
+    }
+
+    /// A counter's tokens, shared with the counter map when it has them already (so that
+    /// charging an existing counter allocates nothing), and its usage in the window
+    /// starting at `start_ms`.
+    pub fn counter(
+        &self,
+        control: &str,
+        subject: &str,
+        start_ms: i64,
+    ) -> (Arc<str>, Arc<str>, WindowUsage) {
+        let empty = WindowUsage {
+            window_start_ms: start_ms,
+            amount_minor: 0,
+            count: 0,
+        };
+        let Some((control, subjects)) = self.usage.get_key_value(control) else {
+            return (Arc::from(control), Arc::from(subject), empty);
+        };
+        let Some((subject, usage)) = subjects.get_key_value(subject) else {
+            return (Arc::clone(control), Arc::from(subject), empty);
+        };
+        let usage = if usage.window_start_ms == start_ms {
+            *usage
+        } else {
+            empty
+        };
+        (Arc::clone(control), Arc::clone(subject), usage)
     }
 
     fn put(&mut self, object: &ProgramObject) {
