@@ -190,10 +190,10 @@ async def make_app(dsn: str, username: str, password: str) -> web.Application:
     return app
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, program: dict[str, Any] | None) -> None:
     app = await make_app(args.dsn, args.username, args.password)
-    if args.program:
-        await load_program(app[APP_POOL], orjson.loads(Path(args.program).read_bytes()))
+    if program is not None:
+        await load_program(app[APP_POOL], program)
     host, port = args.addr.rsplit(":", 1)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -208,7 +208,9 @@ def main() -> None:
     parser.add_argument("--username", default="processor")
     parser.add_argument("--password", required=True)
     parser.add_argument("--program", help="a program file to load before serving")
-    asyncio.run(serve(parser.parse_args()))
+    args = parser.parse_args()
+    program = orjson.loads(Path(args.program).read_bytes()) if args.program else None
+    asyncio.run(serve(args, program))
 
 
 if __name__ == "__main__":
