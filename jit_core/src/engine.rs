@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, ErrorKind};
-use crate::journal::{Answer, BalanceView, Effect, Entry, EntryKind, MerchantView};
+use crate::journal::{Answer, BalanceView, Effect, Entry, EntryKind, MerchantView, Replayed};
 use crate::lifecycle::{classify, Flow};
 use crate::message::{self, Message};
 use crate::model::{Account, HoldState};
@@ -58,6 +58,27 @@ pub struct Engine {
     max_amount_minor: i64,
     pub(crate) zone: Tz,
     pub(crate) exponent: u8,
+}
+
+/// What applying needs of an entry, whether built here or read back from the journal.
+struct Applied<'e> {
+    seq: u64,
+    kind: EntryKind,
+    token: &'e str,
+    voids: Option<u64>,
+    effects: &'e [Effect],
+}
+
+impl<'e> Applied<'e> {
+    fn of(entry: &'e Entry) -> Applied<'e> {
+        Applied {
+            seq: entry.seq,
+            kind: entry.kind,
+            token: &entry.token,
+            voids: entry.voids,
+            effects: &entry.effects,
+        }
+    }
 }
 
 /// What `decide` knows about the message before it plans.
@@ -238,7 +259,7 @@ impl Engine {
         entry.effects = plan.effects;
         entry.effects.push(Effect::Answer(answer.clone()));
 
-        self.apply_effects(&entry);
+        self.apply_effects(&Applied::of(&entry));
 
         self.describe_after(&mut entry, decided.flow);
         outcome(&answer, false, Some(entry))
@@ -312,7 +333,7 @@ impl Engine {
 
     /// Applies an entry's effects; a void whose decision is not in the state only records
     /// its answer.
-    fn apply_effects(&mut self, entry: &Entry) {
+    fn apply_effects(&mut self, entry: &Applied<'_>) {
         let target_present = self.void_target_present(entry);
         let mut for_void: Option<Vec<Effect>> = Some(if entry.kind == EntryKind::Decision {
             let undoable = entry
@@ -323,7 +344,7 @@ impl Engine {
         } else {
             Vec::new()
         });
-        for effect in &entry.effects {
+        for effect in entry.effects {
             if target_present || matches!(effect, Effect::Answer(_)) {
                 self.state.apply_effect(effect, &mut for_void);
             }
@@ -334,11 +355,11 @@ impl Engine {
         }
     }
 
-    fn void_target_present(&self, entry: &Entry) -> bool {
+    fn void_target_present(&self, entry: &Applied<'_>) -> bool {
         if entry.kind != EntryKind::Void {
             return true;
         }
-        let record = self.state.answers.get(&entry.token);
+        let record = self.state.answers.get(entry.token);
         record.is_some_and(|record| {
             Some(record.answer.decision_seq) == entry.voids && !record.answer.voided
         })
@@ -346,18 +367,28 @@ impl Engine {
 
     /// Re-applies one committed entry (its JSON `data`).
     pub fn apply(&mut self, data: &[u8]) -> Result<(), EngineError> {
-        let entry = Entry::from_json(data)?;
-        self.apply_entry(&entry)
+        let entry = Replayed::from_json(data)?;
+        self.apply_checked(&Applied {
+            seq: entry.seq,
+            kind: entry.kind,
+            token: &entry.token,
+            voids: entry.voids,
+            effects: &entry.effects,
+        })
     }
 
     /// Re-applies one committed entry.
     pub fn apply_entry(&mut self, entry: &Entry) -> Result<(), EngineError> {
+        self.apply_checked(&Applied::of(entry))
+    }
+
+    fn apply_checked(&mut self, entry: &Applied<'_>) -> Result<(), EngineError> {
         if entry.seq <= self.state.last_seq {
             let message = format!("seq {} is not after {}", entry.seq, self.state.last_seq);
             return Err(EngineError::journal("seq", message));
         }
         if self.void_target_present(entry) {
-            for effect in &entry.effects {
+            for effect in entry.effects {
                 self.state.check_effect(effect)?;
             }
         }
@@ -398,7 +429,7 @@ impl Engine {
         entry.effects = undo;
         entry.effects.push(Effect::Answer(answer.clone()));
 
-        self.apply_effects(&entry);
+        self.apply_effects(&Applied::of(&entry));
 
         self.describe_after(&mut entry, Flow::Refused);
         Ok(outcome(&answer, false, Some(entry)))
@@ -473,7 +504,7 @@ impl Engine {
             });
         }
 
-        self.apply_effects(&entry);
+        self.apply_effects(&Applied::of(&entry));
 
         entry.accounts = self.expiry_accounts(&entry);
         vec![entry]
@@ -499,7 +530,7 @@ impl Engine {
 
     /// Applies a program entry made by `load`.
     pub(crate) fn commit_program(&mut self, entry: &Entry) {
-        self.apply_effects(entry);
+        self.apply_effects(&Applied::of(entry));
     }
 
     /// The whole state as bytes for `restore`.

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::controls::{AuthControl, ExemptMid, VelocityControl};
 use crate::model::{Card, CardProduct, Hold, Holder, MccGroup, Program};
@@ -54,7 +56,9 @@ pub struct Answer {
     pub decision_seq: u64,
     /// 200 or 402.
     pub status: u16,
-    /// The exact response body.
+    /// The exact response body. An answer effect in an entry leaves it out (the entry's
+    /// `response` carries it), so it may be missing there.
+    #[serde(default)]
     pub body: String,
     /// The processor's decline reason, on a decline.
     pub decline_reason: Option<String>,
@@ -99,7 +103,7 @@ pub enum ProgramObject {
 
 /// One state change. Holds, answers and counter tokens are shared (`Arc`) between the entry,
 /// the state and the record a `void` undoes, so one decision copies none of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Effect {
     /// Add `delta_minor` to an account's posted balance.
@@ -130,6 +134,7 @@ pub enum Effect {
         count: i64,
     },
     /// Record the answer for a token.
+    #[serde(serialize_with = "answer_without_body")]
     Answer(Arc<Answer>),
     /// Upsert a program object.
     Put(ProgramObject),
@@ -170,6 +175,137 @@ impl Effect {
             }),
             Effect::Answer(_) | Effect::Put(_) | Effect::GpaOrder { .. } => None,
         }
+    }
+}
+
+/// The answer effect as an entry writes it: without the body, which the entry's
+/// `response` already carries once.
+#[derive(Serialize)]
+struct AnswerWithoutBody<'a> {
+    token: &'a str,
+    fingerprint: &'a str,
+    method: &'a str,
+    decision_seq: u64,
+    status: u16,
+    decline_reason: Option<&'a str>,
+    rule_id: Option<&'a str>,
+    rule_name: Option<&'a str>,
+    voided: bool,
+}
+
+fn answer_without_body<S: Serializer>(answer: &Arc<Answer>, out: S) -> Result<S::Ok, S::Error> {
+    AnswerWithoutBody {
+        token: &answer.token,
+        fingerprint: &answer.fingerprint,
+        method: &answer.method,
+        decision_seq: answer.decision_seq,
+        status: answer.status,
+        decline_reason: answer.decline_reason.as_deref(),
+        rule_id: answer.rule_id.as_deref(),
+        rule_name: answer.rule_name.as_deref(),
+        voided: answer.voided,
+    }
+    .serialize(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OpKey {
+    Op,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Posted,
+    Hold,
+    Usage,
+    Answer,
+    Put,
+    GpaOrder,
+}
+
+#[derive(Deserialize)]
+struct PostedFields {
+    account: String,
+    delta_minor: i64,
+}
+
+#[derive(Deserialize)]
+struct HoldFields {
+    before: Option<Arc<Hold>>,
+    after: Option<Arc<Hold>>,
+}
+
+#[derive(Deserialize)]
+struct UsageFields {
+    control: Arc<str>,
+    subject: Arc<str>,
+    window_start_ms: i64,
+    amount_minor: i64,
+    count: i64,
+}
+
+#[derive(Deserialize)]
+struct GpaOrderFields {
+    token: String,
+}
+
+/// Reads an effect in one pass. Entries always write `op` first, so the variant is known
+/// before its fields and nothing is buffered (serde's derived reader for internally
+/// tagged enums copies every effect into an intermediate tree first).
+struct EffectVisitor;
+
+impl<'de> Visitor<'de> for EffectVisitor {
+    type Value = Effect;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an effect object whose first key is \"op\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Effect, A::Error> {
+        let Some(OpKey::Op) = map.next_key::<OpKey>()? else {
+            return Err(serde::de::Error::missing_field("op"));
+        };
+        let op: Op = map.next_value()?;
+        let rest = MapAccessDeserializer::new(map);
+        Ok(match op {
+            Op::Posted => {
+                let fields = PostedFields::deserialize(rest)?;
+                Effect::Posted {
+                    account: fields.account,
+                    delta_minor: fields.delta_minor,
+                }
+            }
+            Op::Hold => {
+                let fields = HoldFields::deserialize(rest)?;
+                Effect::Hold {
+                    before: fields.before,
+                    after: fields.after,
+                }
+            }
+            Op::Usage => {
+                let fields = UsageFields::deserialize(rest)?;
+                Effect::Usage {
+                    control: fields.control,
+                    subject: fields.subject,
+                    window_start_ms: fields.window_start_ms,
+                    amount_minor: fields.amount_minor,
+                    count: fields.count,
+                }
+            }
+            Op::Answer => Effect::Answer(Arc::new(Answer::deserialize(rest)?)),
+            Op::Put => Effect::Put(ProgramObject::deserialize(rest)?),
+            Op::GpaOrder => Effect::GpaOrder {
+                token: GpaOrderFields::deserialize(rest)?.token,
+            },
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Effect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Effect, D::Error> {
+        deserializer.deserialize_map(EffectVisitor)
     }
 }
 
@@ -380,12 +516,68 @@ impl Entry {
 
     /// Reads an entry written by `to_json`.
     pub fn from_json(data: &[u8]) -> Result<Entry, crate::EngineError> {
-        let entry: Entry = serde_json::from_slice(data)
-            .map_err(|error| crate::EngineError::journal("data", format!("bad entry: {error}")))?;
-        if entry.v != VERSION {
-            let message = format!("entry version {} is not {VERSION}", entry.v);
-            return Err(crate::EngineError::journal("v", message));
+        let mut entry: Entry = serde_json::from_slice(data).map_err(bad_entry)?;
+        check_version(entry.v)?;
+        restore_answer_body(&mut entry.effects, entry.response.as_deref())?;
+        Ok(entry)
+    }
+}
+
+fn bad_entry(error: serde_json::Error) -> crate::EngineError {
+    crate::EngineError::journal("data", format!("bad entry: {error}"))
+}
+
+fn check_version(v: u8) -> Result<(), crate::EngineError> {
+    if v == VERSION {
+        return Ok(());
+    }
+    let message = format!("entry version {v} is not {VERSION}");
+    Err(crate::EngineError::journal("v", message))
+}
+
+/// Puts the entry's `response` back into its answer effect, which is written without it.
+fn restore_answer_body(
+    effects: &mut [Effect],
+    response: Option<&str>,
+) -> Result<(), crate::EngineError> {
+    for effect in effects {
+        let Effect::Answer(answer) = effect else {
+            continue;
+        };
+        if !answer.body.is_empty() {
+            continue;
         }
+        let Some(response) = response else {
+            let message = "an answer effect needs the entry's response";
+            return Err(crate::EngineError::journal("response", message));
+        };
+        Arc::make_mut(answer).body = response.to_owned();
+    }
+    Ok(())
+}
+
+/// The part of an entry that `Engine::apply` reads; the read-model fields are skipped
+/// unparsed.
+#[derive(Deserialize)]
+pub(crate) struct Replayed<'a> {
+    v: u8,
+    pub seq: u64,
+    pub kind: EntryKind,
+    #[serde(borrow)]
+    pub token: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    pub voids: Option<u64>,
+    #[serde(borrow, default)]
+    response: Option<std::borrow::Cow<'a, str>>,
+    pub effects: Vec<Effect>,
+}
+
+impl<'a> Replayed<'a> {
+    /// Reads the replayed part of an entry written by `to_json`.
+    pub fn from_json(data: &'a [u8]) -> Result<Replayed<'a>, crate::EngineError> {
+        let mut entry: Replayed<'a> = serde_json::from_slice(data).map_err(bad_entry)?;
+        check_version(entry.v)?;
+        restore_answer_body(&mut entry.effects, entry.response.as_deref())?;
         Ok(entry)
     }
 }
