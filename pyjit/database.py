@@ -42,12 +42,12 @@ def start_embedded(pgdata: Path) -> Database:
 
     A process killed without cleanup leaves the server running; the next start joins it.
     """
-    from pgserver.postgres_server import get_server
-
     pgdata.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, as it is under CI and in tests.
         warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
         server = get_server(pgdata.resolve(), cleanup_mode="stop")
     url: str = server.get_uri("postgres")
     log.info("embedded PostgreSQL ready in %s", pgdata)

@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from rich.console import Console
 
@@ -30,12 +29,14 @@ def run_demo(rows: int, seed: int) -> int:
     env.setdefault("PYJIT_HTTP_ADDR", f"127.0.0.1:{_free_port(8080)}")
     config = client_config(env)
     console.print(f"starting the gateway on {config.base_url} (data in {config.home}) ...")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pyjit", "serve", "--demo"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(config.home / "demo-server.log").open("ab") if _ensure(config.home) else None,
-    )
+    config.home.mkdir(parents=True, exist_ok=True)
+    with (config.home / "demo-server.log").open("ab") as server_log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pyjit", "serve", "--demo"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+        )
     try:
         if not _wait_ready(config.base_url, server):
             console.print(
@@ -79,11 +80,6 @@ def _explain(console: Console, url: str, env: dict[str, str]) -> None:
         f"PYJIT_GATEWAY_PASSWORD='{env['PYJIT_GATEWAY_PASSWORD']}' \\\n"
         f"  .venv/bin/pyjit replay {REAL_FILE} --url {url} [--rate 1000]"
     )
-
-
-def _ensure(home: Path) -> bool:
-    home.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 def _free_port(preferred: int) -> int:

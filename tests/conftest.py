@@ -41,11 +41,12 @@ def postgres_admin_url() -> Iterator[str]:
         if asyncio.run(_reachable(url)):
             yield url
             return
-    from pgserver.postgres_server import get_server
-
     with tempfile.TemporaryDirectory(prefix="pyjit-test-pg-") as directory:
         with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset, as it is under CI.
             warnings.simplefilter("ignore")
+            from pgserver.postgres_server import get_server
+
             server = get_server(Path(directory), cleanup_mode="stop")
         yield server.get_uri("postgres")
         server.cleanup()

@@ -178,6 +178,7 @@ async def test_retry_after_ambiguous_commit_sends_only_the_rest(pool: asyncpg.Po
     await writer._drop_committed(seqs, datas)
     assert seqs == [2]
     await writer._commit(seqs, datas)
+    await writer._let_go()
     async with pool.acquire() as connection:
         account = await connection.fetchrow("SELECT * FROM accounts")
         count = await connection.fetchval("SELECT count(*) FROM journal")
