@@ -11,6 +11,12 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+/// The engine makes a few dozen small allocations per decision; mimalloc serves them in a
+/// fraction of glibc malloc's instructions (measured with callgrind on `engine_bench`).
+/// Python objects still come from Python's own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 create_exception!(
     _engine,
     EngineError,
