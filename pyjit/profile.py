@@ -99,11 +99,6 @@ def build_program(
     cards = sorted({(row.card, row.holder) for row in transactions})
     product = f"{prefix}-product"
     gambling = f"{prefix}-gambling"
-    controls = [
-        ("txn", "TRANSACTION", profile.transaction_limit),
-        ("day", "DAY", profile.daily_limit),
-        ("month", "MONTH", profile.monthly_limit),
-    ]
     return {
         "program": {"token": "replay", "currency_code": profile.currency},
         "cardproducts": [{"token": product, "name": "Replay cards", "config": _jit_enabled()}],
@@ -130,22 +125,7 @@ def build_program(
             }
             for card, holder in cards
         ],
-        "velocitycontrols": [
-            {
-                "token": f"{prefix}-{suffix}",
-                "name": f"{window.lower()} spend limit",
-                "association": {"card_product_token": product},
-                "amount_limit": limit,
-                "usage_limit": -1,
-                "velocity_window": window,
-                "currency_code": profile.currency,
-                "include_purchases": True,
-                "include_withdrawals": True,
-                "approvals_only": True,
-                "active": True,
-            }
-            for suffix, window, limit in controls
-        ],
+        "velocitycontrols": _velocity_controls(prefix, product, profile),
         "authcontrols": [
             {
                 "token": f"{prefix}-no-gambling",
@@ -166,6 +146,31 @@ def build_program(
             for holder in holders
         ],
     }
+
+
+def _velocity_controls(prefix: str, product: str, profile: Profile) -> list[dict[str, Any]]:
+    """Per-transaction, daily and monthly amount limits for every card of the product."""
+    controls = [
+        ("txn", "TRANSACTION", profile.transaction_limit),
+        ("day", "DAY", profile.daily_limit),
+        ("month", "MONTH", profile.monthly_limit),
+    ]
+    return [
+        {
+            "token": f"{prefix}-{suffix}",
+            "name": f"{window.lower()} spend limit",
+            "association": {"card_product_token": product},
+            "amount_limit": limit,
+            "usage_limit": -1,
+            "velocity_window": window,
+            "currency_code": profile.currency,
+            "include_purchases": True,
+            "include_withdrawals": True,
+            "approvals_only": True,
+            "active": True,
+        }
+        for suffix, window, limit in controls
+    ]
 
 
 def _jit_enabled() -> dict[str, Any]:

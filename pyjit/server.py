@@ -7,7 +7,6 @@ finish (their commits included), snapshot at a fully committed moment, exit.
 """
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -152,7 +151,11 @@ async def _snapshot_loop(state: ServerState, decider: Decider) -> None:
 async def _expiry_loop(interval_s: float, decider: Decider) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        with contextlib.suppress(Exception):
+        try:
             expired = decider.expire_holds()
-            if expired:
-                log.info("hold expiry: %d journal entries", expired)
+        except Exception:
+            # The engine refused; the next run tries again, and the error is visible.
+            log.exception("hold expiry failed")
+            continue
+        if expired:
+            log.info("hold expiry: %d journal entries", expired)
