@@ -145,8 +145,9 @@ impl Engine {
                 .amount(self.exponent, self.max_amount_minor())?
                 .minor(),
         };
-        let card_token = match message.card_token.as_deref() {
-            Some(token) if !token.is_empty() => token.to_owned(),
+        // A clone of the Cow borrows the body, not the message, and copies no text.
+        let card_token = match &message.card_token {
+            Some(token) if !token.is_empty() => token.clone(),
             _ => return Err(EngineError::message("card_token", "card_token is missing")),
         };
 
@@ -163,7 +164,7 @@ impl Engine {
             at_ms,
             fingerprint,
         };
-        let plan = match self.state.cards.get(&card_token) {
+        let plan = match self.state.cards.get(card_token.as_ref()) {
             Some(card) => self.plan(&decided, card),
             None if flow.is_decided() => return Ok(self.invalid_card(&decided)),
             None => Plan::flagged("unknown card"),
@@ -298,7 +299,11 @@ impl Engine {
         entry.flagged = plan.flagged.map(str::to_owned);
         entry.merchant = Some(MerchantView {
             mid: merchant.mid.as_deref().map(str::to_owned),
-            mcc: merchant.mcc.map(|mcc| format!("{mcc:04}")),
+            mcc: merchant.mcc.map(|mcc| {
+                let mut text = String::with_capacity(4);
+                crate::money::push_digits(&mut text, u64::from(mcc), 4);
+                text
+            }),
             name: merchant.name.as_deref().map(str::to_owned),
             city: merchant.city.as_deref().map(str::to_owned),
             country: merchant.country.as_deref().map(str::to_owned),
@@ -586,11 +591,19 @@ struct SnapshotRef<'a> {
 }
 
 fn fingerprint(message: &Message<'_>, amount_minor: i64, card: &str) -> String {
-    format!(
-        "{}|{amount_minor}|{card}|{}",
-        message.method,
-        message.chain_token()
-    )
+    let chain = message.chain_token();
+    let mut text = String::with_capacity(message.method.len() + card.len() + chain.len() + 24);
+    text.push_str(&message.method);
+    text.push('|');
+    if amount_minor < 0 {
+        text.push('-');
+    }
+    crate::money::push_digits(&mut text, amount_minor.unsigned_abs(), 1);
+    text.push('|');
+    text.push_str(card);
+    text.push('|');
+    text.push_str(chain);
+    text
 }
 
 fn replay(record: &Record, fingerprint: &str) -> Result<Outcome, EngineError> {

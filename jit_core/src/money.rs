@@ -38,19 +38,34 @@ impl Money {
 
 /// Appends `minor` as decimal text with `exponent` fraction digits.
 pub fn write_decimal(out: &mut String, minor: i64, exponent: u8) {
-    use fmt::Write;
-
     if minor < 0 {
         out.push('-');
     }
     let magnitude = minor.unsigned_abs();
     if exponent == 0 {
-        let _ = write!(out, "{magnitude}");
+        push_digits(out, magnitude, 1);
         return;
     }
     let scale = 10u64.pow(u32::from(exponent));
-    let width = usize::from(exponent);
-    let _ = write!(out, "{}.{:0width$}", magnitude / scale, magnitude % scale);
+    push_digits(out, magnitude / scale, 1);
+    out.push('.');
+    push_digits(out, magnitude % scale, usize::from(exponent));
+}
+
+/// Writes `value` in decimal, zero-padded to at least `width` digits. Decisions write
+/// several numbers each; `core::fmt` costs several times more per number.
+pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    let padded = digits.len().saturating_sub(width).min(start);
+    for byte in &digits[padded..] {
+        out.push(char::from(*byte));
+    }
 }
 
 /// Why an amount's text was refused.
@@ -151,6 +166,43 @@ mod tests {
     use super::*;
 
     const MAX: i64 = i64::MAX;
+
+    #[test]
+    fn writes_decimals_as_core_fmt_does() {
+        let values = [
+            0,
+            1,
+            5,
+            9,
+            10,
+            99,
+            100,
+            1234,
+            -1234,
+            -5,
+            i64::MAX,
+            i64::MIN + 1,
+        ];
+        for minor in values {
+            for exponent in 0..=4u8 {
+                let mut ours = String::new();
+                write_decimal(&mut ours, minor, exponent);
+                let magnitude = minor.unsigned_abs();
+                let sign = if minor < 0 { "-" } else { "" };
+                let expected = if exponent == 0 {
+                    format!("{sign}{magnitude}")
+                } else {
+                    let scale = 10u64.pow(u32::from(exponent));
+                    let width = usize::from(exponent);
+                    format!("{sign}{}.{:0width$}", magnitude / scale, magnitude % scale)
+                };
+                assert_eq!(ours, expected);
+            }
+        }
+        let mut mcc = String::new();
+        push_digits(&mut mcc, 742, 4);
+        assert_eq!(mcc, "0742");
+    }
 
     #[test]
     fn parses_exact_minor_units() {

@@ -111,6 +111,13 @@ fn field(out: &mut String, name: &str, value: &str, first: bool) {
 /// Writes `value` as a JSON string.
 pub fn string(out: &mut String, value: &str) {
     out.push('"');
+    let plain = |byte: &u8| *byte >= 0x20 && *byte != b'"' && *byte != b'\\';
+    if value.as_bytes().iter().all(plain) {
+        // Tokens and memos almost never need escaping: copy them whole.
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     for ch in value.chars() {
         match ch {
             '"' => out.push_str("\\\""),
