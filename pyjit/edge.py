@@ -161,6 +161,11 @@ async def _ready(request: web.Request) -> web.Response:
             "backlog": writer.backlog,
             "committed_seq": writer.committed_seq,
         }
+        checks["projector"] = {
+            "ok": writer.projector.healthy,
+            "backlog": writer.projector.backlog,
+            "projected_seq": writer.projector.projected_seq,
+        }
     ready = all(check["ok"] for check in checks.values())
     return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
 

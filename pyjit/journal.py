@@ -5,6 +5,10 @@ of commits per second stays near the database's round-trip rate while the number
 per commit grows with load. Batches are committed strictly in `seq` order: a failed batch is
 retried (with the entries queued meanwhile appended) before anything after it, so the
 journal never has a gap that a later entry depends on.
+
+A commit carries only the journal rows, built from the engine's `Entry` attributes without
+parsing its JSON; the committed entries are then handed to the projector
+(pyjit/projector.py), which brings the read models up to date in its own transactions.
 """
 
 import asyncio
@@ -18,7 +22,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from pyjit.projections import ALREADY_COMMITTED, APPEND, batch_arguments
+from pyjit.projections import (
+    ALREADY_COMMITTED,
+    JOURNAL_APPEND,
+    JournalRow,
+    journal_arguments,
+    journal_row,
+)
+from pyjit.projector import Projector
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -42,15 +53,17 @@ class JournalWriter:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        projector: Projector,
         batch_max_entries: int = 4096,
         attempt_timeout_s: float = 5.0,
         retry_wait_max_s: float = 1.0,
     ) -> None:
         self._pool = pool
+        self.projector = projector
         self._batch_max_entries = batch_max_entries
         self._attempt_timeout_s = attempt_timeout_s
         self._retry_wait_max_s = retry_wait_max_s
-        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queue: deque[JournalRow] = deque()
         # Entries queued together share one future: the commit that carries them.
         self._queued_future: asyncio.Future[None] | None = None
         self._in_flight: list[asyncio.Future[None]] = []
@@ -71,12 +84,27 @@ class JournalWriter:
 
     def submit(self, entry: "Entry") -> asyncio.Future[None]:
         """Queue one entry; the future resolves when the commit that carries it succeeds."""
-        return self.submit_raw(entry.seq, entry.data)
+        return self._submit_row(
+            (
+                entry.seq,
+                entry.kind,
+                entry.token,
+                entry.account_token,
+                entry.posted_delta_minor,
+                entry.held_delta_minor,
+                entry.data,
+            )
+        )
 
     def submit_raw(self, seq: int, data: bytes) -> asyncio.Future[None]:
+        """Queue an entry known only by its JSON (docs/journal.md)."""
+        return self._submit_row(journal_row(seq, data))
+
+    def _submit_row(self, row: JournalRow) -> asyncio.Future[None]:
+        seq = row[0]
         assert seq > self._last_submitted_seq, "journal entries must be submitted in seq order"
         self._last_submitted_seq = seq
-        self._queue.append((seq, data))
+        self._queue.append(row)
         if self._queued_future is None:
             self._queued_future = asyncio.get_running_loop().create_future()
             self._wakeup.set()
@@ -103,25 +131,24 @@ class JournalWriter:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                seqs: list[int] = []
-                datas: list[bytes] = []
-                self._take(seqs, datas)
-                if not seqs:
+                batch: list[JournalRow] = []
+                self._take(batch)
+                if not batch:
                     continue
-                await self._commit_with_retry(seqs, datas)
+                await self._commit_with_retry(batch)
         finally:
             await self._let_go()
 
-    def _take(self, seqs: list[int], datas: list[bytes]) -> None:
-        """Move queued entries (up to the batch size) into the batch being committed."""
-        room = self._batch_max_entries - len(seqs)
-        while self._queue and room > 0:
-            seq, data = self._queue.popleft()
-            self._last_taken_seq = seq
-            seqs.append(seq)
-            datas.append(data)
-            room -= 1
-        self._in_flight_entries = len(seqs)
+    def _take(self, batch: list[JournalRow]) -> list[JournalRow]:
+        """Move queued entries (up to the batch size) into the batch being committed;
+        returns the ones moved."""
+        room = self._batch_max_entries - len(batch)
+        queue = self._queue
+        taken = [queue.popleft() for _ in range(min(room, len(queue)))]
+        if taken:
+            self._last_taken_seq = taken[-1][0]
+            batch.extend(taken)
+        self._in_flight_entries = len(batch)
         if self._queued_future is not None:
             self._in_flight.append(self._queued_future)
             self._queued_future = None
@@ -129,32 +156,37 @@ class JournalWriter:
             # What did not fit waits for the next commit under a fresh future.
             self._queued_future = asyncio.get_running_loop().create_future()
             self._wakeup.set()
+        return taken
 
-    async def _commit_with_retry(self, seqs: list[int], datas: list[bytes]) -> None:
+    async def _commit_with_retry(self, batch: list[JournalRow]) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.02, max=self._retry_wait_max_s),
             reraise=True,
         )
+        # Everything taken is committed once this returns, including what an ambiguous
+        # attempt committed and the retry left out: all of it goes to the projector.
+        committed = list(batch)
         async for attempt in retrying:
             with attempt:
                 try:
                     if attempt.retry_state.attempt_number > 1:
-                        await self._drop_committed(seqs, datas)
-                        self._take(seqs, datas)
-                    await self._commit(seqs, datas)
+                        await self._drop_committed(batch)
+                        committed.extend(self._take(batch))
+                    await self._commit(batch)
                 except Exception as error:
-                    self._note_failure(error, len(seqs))
+                    self._note_failure(error, len(batch))
                     raise
-        self._note_success(seqs)
+        self._note_success(len(batch))
+        self.projector.enqueue([row[0] for row in committed], [row[6] for row in committed])
 
-    async def _commit(self, seqs: list[int], datas: list[bytes]) -> None:
-        if not seqs:
+    async def _commit(self, batch: list[JournalRow]) -> None:
+        if not batch:
             return
-        arguments = batch_arguments(seqs, datas)
+        arguments = journal_arguments(batch)
         connection = await self._connection()
         try:
-            await connection.execute(APPEND, *arguments, timeout=self._attempt_timeout_s)
+            await connection.execute(JOURNAL_APPEND, *arguments, timeout=self._attempt_timeout_s)
         except BaseException:
             await self._let_go()
             raise
@@ -173,17 +205,14 @@ class JournalWriter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pool.release(held), self._attempt_timeout_s)
 
-    async def _drop_committed(self, seqs: list[int], datas: list[bytes]) -> None:
+    async def _drop_committed(self, batch: list[JournalRow]) -> None:
         """Remove from the batch what an earlier, ambiguous attempt did commit."""
+        seqs = [row[0] for row in batch]
         async with self._pool.acquire(timeout=self._attempt_timeout_s) as connection:
             rows = await connection.fetch(ALREADY_COMMITTED, seqs, timeout=self._attempt_timeout_s)
         committed = {row[0] for row in rows}
         if committed:
-            kept = [
-                (seq, data) for seq, data in zip(seqs, datas, strict=True) if seq not in committed
-            ]
-            seqs[:] = [seq for seq, _ in kept]
-            datas[:] = [data for _, data in kept]
+            batch[:] = [row for row in batch if row[0] not in committed]
 
     def _note_failure(self, error: Exception, size: int) -> None:
         self.stats.failed_attempts += 1
@@ -191,14 +220,14 @@ class JournalWriter:
             log.error("journal commit of %d entries failed, retrying: %r", size, error)
         self.healthy = False
 
-    def _note_success(self, seqs: list[int]) -> None:
+    def _note_success(self, size: int) -> None:
         if not self.healthy:
             log.info("journal commits succeed again")
         self.healthy = True
         self.committed_seq = self._last_taken_seq
         self.stats.batches += 1
-        self.stats.entries += len(seqs)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(seqs))
+        self.stats.entries += size
+        self.stats.largest_batch = max(self.stats.largest_batch, size)
         self._in_flight_entries = 0
         for future in self._in_flight:
             if not future.done():

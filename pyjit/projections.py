@@ -1,9 +1,11 @@
-"""One group commit as one SQL statement: the journal rows and every read model they move.
+"""The journal's rows and the read models (`transactions`, `holds`, `accounts`) they move.
 
-The batch is parsed here (orjson, a few microseconds an entry) and folded per key (the last
-state of each hold, the last balance of each account, a void merged into its decision when
-both are in the batch), so PostgreSQL receives typed arrays and does plain inserts and
-upserts in one round trip and one transaction, with no JSON work of its own.
+The journal writer commits only `JOURNAL_APPEND` before an answer leaves. The projector
+(pyjit/projector.py) then parses committed entries here (orjson) and folds them per key
+(the last state of each hold, the last balance of each account, a void merged into its
+decision when both are in the batch), so `PROJECT` receives typed arrays and does plain
+inserts and upserts, with no JSON work of its own, and moves the watermark in the same
+transaction.
 """
 
 from collections.abc import Sequence
@@ -12,19 +14,20 @@ from typing import Any
 
 import orjson
 
-APPEND = """
-WITH appended AS (
-    INSERT INTO journal
-        (seq, kind, token, account_token, posted_delta_minor, held_delta_minor, data)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bytea[])
-), decided AS (
+JOURNAL_APPEND = """
+INSERT INTO journal (seq, kind, token, account_token, posted_delta_minor, held_delta_minor, data)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                     $6::bigint[], $7::bytea[])
+"""
+
+PROJECT = """
+WITH decided AS (
     INSERT INTO transactions AS t
         (token, seq, card_token, account_token, method, amount_minor, currency, status,
          approved, decline_reason, rule_id, rule_name, merchant, at_ms, voided_by_seq)
-    SELECT * FROM unnest($8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[],
-                         $13::bigint[], $14::text[], $15::int[], $16::bool[], $17::text[],
-                         $18::text[], $19::text[], $20::jsonb[], $21::bigint[], $22::bigint[])
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::bigint[], $7::text[], $8::int[], $9::bool[], $10::text[],
+                         $11::text[], $12::text[], $13::jsonb[], $14::bigint[], $15::bigint[])
     ON CONFLICT (token) DO UPDATE
     SET status = EXCLUDED.status, approved = EXCLUDED.approved,
         decline_reason = coalesce(EXCLUDED.decline_reason, t.decline_reason),
@@ -32,17 +35,22 @@ WITH appended AS (
 ), held AS (
     INSERT INTO holds AS h
         (hold_token, account_token, amount_minor, state, expires_at_ms, last_seq)
-    SELECT * FROM unnest($23::text[], $24::text[], $25::bigint[], $26::text[], $27::bigint[],
-                         $28::bigint[])
+    SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[], $19::text[], $20::bigint[],
+                         $21::bigint[])
     ON CONFLICT (hold_token) DO UPDATE
     SET account_token = coalesce(EXCLUDED.account_token, h.account_token),
         amount_minor = EXCLUDED.amount_minor, state = EXCLUDED.state,
         expires_at_ms = coalesce(EXCLUDED.expires_at_ms, h.expires_at_ms),
         last_seq = EXCLUDED.last_seq
+), marked AS (
+    -- Read models are derived: their commit need not wait for the WAL flush (see
+    -- pyjit/projector.py). Set here so the statement stays one round trip.
+    UPDATE projection_state SET projected_seq = $31
+    WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
 ), moved AS (
-    SELECT * FROM unnest($29::text[], $30::text[], $31::bigint[], $32::bigint[],
-                         $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[],
-                         $37::bigint[])
+    SELECT * FROM unnest($22::text[], $23::text[], $24::bigint[], $25::bigint[],
+                         $26::bigint[], $27::bigint[], $28::bigint[], $29::bigint[],
+                         $30::bigint[])
         AS m(account_token, currency, posted_minor, held_minor, credit_line_minor,
              posted_delta, held_delta, has_balance, last_seq)
 ), updated AS (
@@ -67,6 +75,10 @@ FROM moved m
 WHERE m.account_token NOT IN (SELECT account_token FROM updated)
 """
 
+PROJECTED_SEQ = "SELECT projected_seq FROM projection_state"
+
+UNPROJECTED = "SELECT seq, data FROM journal WHERE seq > $1 ORDER BY seq"
+
 # Which seqs of a batch are already in the journal: asked before retrying a batch whose
 # first attempt may have committed without us hearing back.
 ALREADY_COMMITTED = "SELECT seq FROM journal WHERE seq = ANY($1::bigint[])"
@@ -86,40 +98,30 @@ class _Account:
 
 @dataclass
 class BatchColumns:
-    """The statement's 37 arguments, built column by column."""
+    """The projection's 30 column arguments, built column by column."""
 
-    journal: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(7)])
     transactions: dict[str, list[Any]] = field(default_factory=dict)
     holds: dict[str, list[Any]] = field(default_factory=dict)
     accounts: dict[str, _Account] = field(default_factory=dict)
 
     def arguments(self) -> list[list[Any]]:
         return [
-            *self.journal,
             *_transpose(list(self.transactions.values()), 15),
             *_transpose(list(self.holds.values()), 6),
             *_transpose([_account_row(t, a) for t, a in self.accounts.items()], 9),
         ]
 
 
-def batch_arguments(seqs: Sequence[int], datas: Sequence[bytes]) -> list[list[Any]]:
-    """The arguments of `APPEND` for the entries `datas` (docs/journal.md), in seq order."""
-    columns = BatchColumns()
-    for seq, data in zip(seqs, datas, strict=True):
-        entry = orjson.loads(data)
-        _journal_row(columns, seq, entry, data)
-        kind = entry.get("kind")
-        if kind == "decision":
-            _decision(columns, seq, entry)
-        elif kind == "void":
-            _void(columns, seq, entry)
-        _holds(columns, seq, entry)
-        _accounts(columns, seq, entry)
-    return columns.arguments()
+# A journal row as `JOURNAL_APPEND` takes it: seq, kind, token, account_token,
+# posted_delta_minor, held_delta_minor, data.
+JournalRow = tuple[int, str, str, str | None, int, int, bytes]
 
 
-def _journal_row(columns: BatchColumns, seq: int, entry: dict[str, Any], data: bytes) -> None:
-    values = (
+def journal_row(seq: int, data: bytes) -> JournalRow:
+    """The journal row of an entry known only by its JSON (the engine's `Entry` carries the
+    same fields as attributes, so the hot path never parses)."""
+    entry = orjson.loads(data)
+    return (
         seq,
         entry.get("kind", ""),
         entry.get("token", ""),
@@ -128,8 +130,31 @@ def _journal_row(columns: BatchColumns, seq: int, entry: dict[str, Any], data: b
         entry.get("held_delta_minor") or 0,
         data,
     )
-    for column, value in zip(columns.journal, values, strict=True):
-        column.append(value)
+
+
+def journal_arguments(rows: Sequence[JournalRow]) -> list[list[Any]]:
+    """The arguments of `JOURNAL_APPEND`: the rows' columns."""
+    return _transpose([list(row) for row in rows], 7)
+
+
+def projection_arguments(seqs: Sequence[int], datas: Sequence[bytes]) -> list[Any]:
+    """The arguments of `PROJECT` for the committed entries `datas` (docs/journal.md), in
+    seq order; the last is the watermark the read models reach with them."""
+    columns = BatchColumns()
+    for seq, data in zip(seqs, datas, strict=True):
+        fold(columns, seq, orjson.loads(data))
+    return [*columns.arguments(), seqs[-1]]
+
+
+def fold(columns: BatchColumns, seq: int, entry: dict[str, Any]) -> None:
+    """Fold one entry into the batch's last state per transaction, hold and account."""
+    kind = entry.get("kind")
+    if kind == "decision":
+        _decision(columns, seq, entry)
+    elif kind == "void":
+        _void(columns, seq, entry)
+    _holds(columns, seq, entry)
+    _accounts(columns, seq, entry)
 
 
 def _decision(columns: BatchColumns, seq: int, entry: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ The three must agree to the minor unit for every account: the projection (`accou
 sum of the journal's deltas for the account, and the engine's memory.
 """
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -40,10 +41,13 @@ QUIESCE_TIMEOUT_S = 10.0
 async def reconcile(pool: asyncpg.Pool, decider: Decider, prefix: str) -> dict[str, Any]:
     """Compare every account whose token starts with `prefix` in the three places.
 
-    Admission pauses until the journal has caught up with the engine, so the three are
-    compared at one moment; the pause lasts one commit plus the engine read.
+    Admission pauses until the journal has caught up with the engine and the read models
+    with the journal, so the three are compared at one moment; the pause lasts one commit,
+    one projection and the engine read.
     """
     async with decider.quiesced(QUIESCE_TIMEOUT_S), pool.acquire() as connection:
+        async with asyncio.timeout(QUIESCE_TIMEOUT_S):
+            await decider.writer.projector.wait_for(decider.writer.committed_seq)
         engine_balances = {
             account.token: (account.posted_minor, account.held_minor)
             for account in decider.engine.accounts()

@@ -20,6 +20,7 @@ from pyjit.database import create_pool, open_database, wait_for_database
 from pyjit.decider import Decider
 from pyjit.edge import ServerState, build_app
 from pyjit.journal import JournalWriter
+from pyjit.projector import Projector
 from pyjit.recovery import recover
 from pyjit.snapshots import store as store_snapshot
 
@@ -81,10 +82,13 @@ async def _serve_with(
             await waited
 
     engine, report = await recover(state.pool, state.clock)
-    writer = JournalWriter(state.pool, config.batch_max_entries)
+    projector = Projector(state.pool)
+    await projector.catch_up()
+    writer = JournalWriter(state.pool, projector, config.batch_max_entries)
     decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
     tasks = [
         asyncio.create_task(writer.run(), name="journal-writer"),
+        asyncio.create_task(projector.run(), name="projector"),
         asyncio.create_task(_snapshot_loop(state, decider), name="snapshots"),
         asyncio.create_task(_expiry_loop(config.expiry_interval_s, decider), name="expiry"),
     ]

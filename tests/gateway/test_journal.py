@@ -1,9 +1,11 @@
 """Proves the journal's storage side without the engine: migrations apply once and are
-recorded; the writer group-commits everything queued during a commit into one batch; one
-`journal_append` call brings the accounts, holds and transactions read models up to date in
-the same transaction, including a void or an expiry in the same batch as what it undoes; a
-batch sent twice is refused whole by the journal's key; and the writer, retrying after an
-ambiguous commit, drops what did commit and sends only the rest.
+recorded; the writer group-commits everything queued during a commit into one batch and the
+projector then brings the accounts, holds and transactions read models up to date; one
+projection folds a void or an expiry in the same batch as what it undoes and moves the
+watermark with the rows; a batch sent twice is refused whole by the journal's key; the
+writer, retrying after an ambiguous commit, drops what did commit and sends only the rest,
+yet hands all of it to the projector; and a projector started after a crash projects
+exactly the entries beyond the watermark.
 
 Entries are written by hand in the format of docs/journal.md."""
 
@@ -15,7 +17,14 @@ import pytest
 
 from pyjit import migrations
 from pyjit.journal import JournalWriter
-from pyjit.projections import APPEND, batch_arguments
+from pyjit.projections import (
+    JOURNAL_APPEND,
+    PROJECT,
+    journal_arguments,
+    journal_row,
+    projection_arguments,
+)
+from pyjit.projector import Projector
 
 
 def entry(seq: int, **fields: object) -> tuple[int, bytes]:
@@ -88,9 +97,16 @@ async def test_migrations_apply_once(database_url: str) -> None:
     assert len(versions) == len(first)
 
 
+async def append(connection: asyncpg.Connection, batch: list[tuple[int, bytes]]) -> None:
+    await connection.execute(
+        JOURNAL_APPEND, *journal_arguments([journal_row(seq, data) for seq, data in batch])
+    )
+
+
 async def test_group_commit_batches_what_queued_during_a_commit(pool: asyncpg.Pool) -> None:
-    writer = JournalWriter(pool)
-    task = asyncio.create_task(writer.run())
+    projector = Projector(pool)
+    writer = JournalWriter(pool, projector)
+    task = asyncio.gather(writer.run(), projector.run())
     try:
         first = writer.submit_raw(*funding(1, "acct", 10_000))
         # Submitted in the same loop turn: these ride in the first or second commit together.
@@ -101,6 +117,7 @@ async def test_group_commit_batches_what_queued_during_a_commit(pool: asyncpg.Po
             for seq in range(2, 52)
         ]
         await asyncio.gather(first, *futures)
+        await asyncio.wait_for(projector.wait_for(51), 10)
     finally:
         task.cancel()
     assert writer.committed_seq == 51
@@ -150,10 +167,12 @@ async def test_void_and_expiry_in_the_same_batch(pool: asyncpg.Pool) -> None:
         ),
     ]
     async with pool.acquire() as connection:
-        arguments = batch_arguments([s for s, _ in batch], [d for _, d in batch])
-        await connection.execute(APPEND, *arguments)
+        await append(connection, batch)
         with pytest.raises(asyncpg.UniqueViolationError):
-            await connection.execute(APPEND, *arguments)
+            await append(connection, batch)
+        arguments = projection_arguments([s for s, _ in batch], [d for _, d in batch])
+        await connection.execute(PROJECT, *arguments)
+        projected_seq = await connection.fetchval("SELECT projected_seq FROM projection_state")
         voided = await connection.fetchrow("SELECT * FROM transactions WHERE token='a1'")
         holds = dict(await connection.fetch("SELECT hold_token, state FROM holds"))
         account = await connection.fetchrow("SELECT * FROM accounts")
@@ -161,6 +180,7 @@ async def test_void_and_expiry_in_the_same_batch(pool: asyncpg.Pool) -> None:
             "SELECT sum(posted_delta_minor) AS posted, sum(held_delta_minor) AS held "
             "FROM journal WHERE account_token='acct'"
         )
+    assert projected_seq == 5
     assert (voided["status"], voided["approved"], voided["voided_by_seq"]) == (402, False, 3)
     assert holds == {"a1": "REVERSED", "a2": "EXPIRED"}
     assert (account["posted_minor"], account["held_minor"]) == (1_000, 0)
@@ -172,14 +192,49 @@ async def test_retry_after_ambiguous_commit_sends_only_the_rest(pool: asyncpg.Po
     first = [funding(1, "acct", 1_000), authorization(2, "a1", "acct", 100, 1_000, 100)]
     async with pool.acquire() as connection:
         # The first attempt committed, but the writer never heard back.
-        await connection.execute(APPEND, *batch_arguments([1], [first[0][1]]))
-    writer = JournalWriter(pool)
-    seqs, datas = [s for s, _ in first], [d for _, d in first]
-    await writer._drop_committed(seqs, datas)
-    assert seqs == [2]
-    await writer._commit(seqs, datas)
-    await writer._let_go()
+        await append(connection, first[:1])
+    projector = Projector(pool)
+    writer = JournalWriter(pool, projector, attempt_timeout_s=1.0)
+    failing = writer._commit
+    attempts = 0
+
+    async def first_attempt_fails(batch: list[tuple[int, ...]]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("connection lost after the commit")
+        await failing(batch)  # type: ignore[arg-type]
+
+    writer._commit = first_attempt_fails  # type: ignore[method-assign,assignment]
+    futures = [writer.submit_raw(seq, data) for seq, data in first]
+    task = asyncio.gather(writer.run(), projector.run())
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), 10)
+        await asyncio.wait_for(projector.wait_for(2), 10)
+    finally:
+        task.cancel()
+    assert writer.stats.entries == 1
     async with pool.acquire() as connection:
         account = await connection.fetchrow("SELECT * FROM accounts")
         count = await connection.fetchval("SELECT count(*) FROM journal")
     assert (account["posted_minor"], account["held_minor"], count) == (1_000, 100, 2)
+
+
+async def test_projector_resumes_at_the_watermark(pool: asyncpg.Pool) -> None:
+    batch = [funding(1, "acct", 1_000), authorization(2, "a1", "acct", 100, 1_000, 100)]
+    async with pool.acquire() as connection:
+        await append(connection, batch)
+        # Entry 1 was projected before the crash, entry 2 was not.
+        await connection.execute(PROJECT, *projection_arguments([1], [batch[0][1]]))
+    projector = Projector(pool)
+    await projector.catch_up()
+    assert (projector.projected_seq, projector.backlog) == (1, 1)
+    task = asyncio.create_task(projector.run())
+    try:
+        await asyncio.wait_for(projector.wait_for(2), 10)
+    finally:
+        task.cancel()
+    async with pool.acquire() as connection:
+        account = await connection.fetchrow("SELECT * FROM accounts")
+        watermark = await connection.fetchval("SELECT projected_seq FROM projection_state")
+    assert (account["posted_minor"], account["held_minor"], watermark) == (1_000, 100, 2)
