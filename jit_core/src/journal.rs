@@ -575,7 +575,12 @@ pub(crate) struct Replayed<'a> {
 impl<'a> Replayed<'a> {
     /// Reads the replayed part of an entry written by `to_json`.
     pub fn from_json(data: &'a [u8]) -> Result<Replayed<'a>, crate::EngineError> {
-        let mut entry: Replayed<'a> = serde_json::from_slice(data).map_err(bad_entry)?;
+        // One UTF-8 check of the whole entry is cheaper than serde_json's check of each
+        // string read from a byte slice (13% of replay instructions under callgrind).
+        let text = std::str::from_utf8(data).map_err(|error| {
+            crate::EngineError::journal("data", format!("bad entry: {error}"))
+        })?;
+        let mut entry: Replayed<'a> = serde_json::from_str(text).map_err(bad_entry)?;
         check_version(entry.v)?;
         restore_answer_body(&mut entry.effects, entry.response.as_deref())?;
         Ok(entry)
