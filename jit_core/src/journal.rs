@@ -233,13 +233,15 @@ struct PostedFields {
 
 #[derive(Deserialize)]
 struct HoldFields {
-    before: Option<Arc<Hold>>,
-    after: Option<Arc<Hold>>,
+    before: Option<Hold>,
+    after: Option<Hold>,
 }
 
 #[derive(Deserialize)]
 struct UsageFields {
+    #[serde(deserialize_with = "shared_str")]
     control: Arc<str>,
+    #[serde(deserialize_with = "shared_str")]
     subject: Arc<str>,
     window_start_ms: i64,
     amount_minor: i64,
@@ -249,6 +251,26 @@ struct UsageFields {
 #[derive(Deserialize)]
 struct GpaOrderFields {
     token: String,
+}
+
+struct SharedStrVisitor;
+
+impl Visitor<'_> for SharedStrVisitor {
+    type Value = Arc<str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(text))
+    }
+}
+
+/// Reads a shared string with one allocation; serde's own `Arc<str>` reader builds a
+/// `String`, shrinks it to a `Box<str>` and copies that into the `Arc`.
+pub(crate) fn shared_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    deserializer.deserialize_str(SharedStrVisitor)
 }
 
 /// Reads an effect in one pass. Entries always write `op` first, so the variant is known
@@ -280,8 +302,8 @@ impl<'de> Visitor<'de> for EffectVisitor {
             Op::Hold => {
                 let fields = HoldFields::deserialize(rest)?;
                 Effect::Hold {
-                    before: fields.before,
-                    after: fields.after,
+                    before: fields.before.map(Arc::new),
+                    after: fields.after.map(Arc::new),
                 }
             }
             Op::Usage => {
@@ -577,9 +599,8 @@ impl<'a> Replayed<'a> {
     pub fn from_json(data: &'a [u8]) -> Result<Replayed<'a>, crate::EngineError> {
         // One UTF-8 check of the whole entry is cheaper than serde_json's check of each
         // string read from a byte slice (13% of replay instructions under callgrind).
-        let text = std::str::from_utf8(data).map_err(|error| {
-            crate::EngineError::journal("data", format!("bad entry: {error}"))
-        })?;
+        let text = std::str::from_utf8(data)
+            .map_err(|error| crate::EngineError::journal("data", format!("bad entry: {error}")))?;
         let mut entry: Replayed<'a> = serde_json::from_str(text).map_err(bad_entry)?;
         check_version(entry.v)?;
         restore_answer_body(&mut entry.effects, entry.response.as_deref())?;

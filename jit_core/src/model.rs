@@ -175,8 +175,10 @@ pub enum HoldState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRef {
     /// Velocity control token.
+    #[serde(deserialize_with = "crate::journal::shared_str")]
     pub control: Arc<str>,
     /// Card or holder token the counter belongs to.
+    #[serde(deserialize_with = "crate::journal::shared_str")]
     pub subject: Arc<str>,
     /// Start of the window charged, ms.
     pub window_start_ms: i64,
