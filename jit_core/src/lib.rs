@@ -18,6 +18,7 @@ pub mod money;
 mod plan;
 mod program;
 pub mod response;
+pub mod shards;
 pub mod state;
 
 pub use engine::{Engine, Outcome};

@@ -10,6 +10,7 @@ use crate::controls::{AuthControl, ExemptMid, VelocityControl, WindowUsage};
 use crate::error::EngineError;
 use crate::journal::{Answer, Effect, ProgramObject};
 use crate::model::{Account, Card, CardProduct, Hold, Holder, MccGroup, Program};
+use crate::shards::ShardedMap;
 
 /// An answered token: its answer and the effects a `void` would undo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,15 +50,13 @@ pub struct State {
     /// Merchant exemptions.
     pub exempt_mids: BTreeMap<String, ExemptMid>,
     /// Holds by chain token, open or resolved.
-    #[serde(serialize_with = "sorted_map")]
-    pub holds: FxHashMap<String, Arc<Hold>>,
+    pub holds: ShardedMap<Arc<Hold>>,
     /// Velocity counters: control token, then subject token. The keys are shared with the
     /// effects and holds that charge them.
     #[serde(serialize_with = "sorted_usage")]
     pub usage: FxHashMap<Arc<str>, FxHashMap<Arc<str>, WindowUsage>>,
     /// Answered tokens.
-    #[serde(serialize_with = "sorted_map")]
-    pub answers: FxHashMap<String, Record>,
+    pub answers: ShardedMap<Record>,
     /// Applied GPA order tokens.
     #[serde(serialize_with = "sorted_set")]
     pub gpa_orders: FxHashSet<String>,
