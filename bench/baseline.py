@@ -6,6 +6,7 @@ no group commit, no in-memory state and no spend control beyond funds: this is w
 measured against in the same run, under the same load. It is not part of the product.
 
 Usage: python bench/baseline.py --dsn postgresql://... --addr 127.0.0.1:8081 [--program FILE]
+A program can also be posted to `/admin/program`, as `pyjit replay` does.
 """
 
 from __future__ import annotations
@@ -173,15 +174,25 @@ async def load_program(pool: asyncpg.Pool, program: dict[str, Any]) -> None:
             )
 
 
+async def handle_program(request: web.Request) -> web.Response:
+    """`POST /admin/program`, so `pyjit replay` loads the same program into both gateways."""
+    if not hmac.compare_digest(request.headers.get("Authorization", ""), request.app[APP_AUTH]):
+        return web.json_response({"error": "unauthorized"}, status=401)
+    await load_program(request.app[APP_POOL], orjson.loads(await request.read()))
+    return web.json_response({"entries": 0, "last_seq": 0})
+
+
 async def make_app(dsn: str, username: str, password: str) -> web.Application:
     pool = await asyncpg.create_pool(dsn, min_size=4, max_size=16)
     async with pool.acquire() as conn:
         await conn.execute(SCHEMA)
-    app = web.Application(client_max_size=64 * 1024)
+    # Program files are megabytes; JIT bodies are small but share the limit.
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     app[APP_POOL] = pool
     credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
     app[APP_AUTH] = f"Basic {credentials}"
     app.router.add_post("/jit", handle_jit)
+    app.router.add_post("/admin/program", handle_program)
 
     async def close_pool(app: web.Application) -> None:
         await app[APP_POOL].close()

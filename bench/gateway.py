@@ -8,13 +8,17 @@ database on the machine's PostgreSQL (127.0.0.1:5432):
 2. a fixed 1,000 messages/s on another fresh database, latency measured from each message's
    due time (no coordinated omission);
 3. recovery: the first run's gateway is killed (SIGKILL), its snapshots deleted, and a new
-   process replays the whole journal at start; /ready reports the rate.
+   process replays the whole journal at start; /ready reports the rate;
+4. the baseline (bench/baseline.py, SELECT ... FOR UPDATE per swipe) on its own fresh
+   database under the same full-speed replay (`pyjit replay` loads the same program into
+   it), and our throughput and p99 as ratios against its.
 
 Usage: .venv/bin/python bench/gateway.py [--file CSV] [--rate 1000] [--concurrency 64]
 Reports are printed and written to bench/reports/gateway.json.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -86,6 +90,8 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
 
 
 def replay(env: dict[str, str], file: Path, report: Path, *extra: str) -> dict[str, Any]:
+    # A failed replay writes no report: never read the previous run's instead.
+    report.unlink(missing_ok=True)
     subprocess.run(
         [
             sys.executable,
@@ -123,6 +129,39 @@ def run_once(
         server.wait(60)
         psql(f'DROP DATABASE "{database}" WITH (FORCE)')
     return report, env, server, database
+
+
+def run_baseline(file: Path, reports: Path, concurrency: int) -> dict[str, Any]:
+    """The full-speed replay against the baseline gateway, on a fresh database of its own."""
+    database = f"pyjit_baseline_{secrets.token_hex(4)}"
+    psql(f'CREATE DATABASE "{database}"')
+    port = free_port()
+    env = environment(database, port, reports)
+    command = [sys.executable, str(REPO / "bench" / "baseline.py"), "--dsn"]
+    command += [env["DATABASE_URL"], "--addr", env["PYJIT_HTTP_ADDR"]]
+    command += ["--username", USERNAME, "--password", PASSWORD]
+    with (reports / "baseline-server.log").open("ab") as stderr:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.1)
+        # The baseline has no reconciliation endpoint: its report says "not available".
+        return replay(env, file, reports / "baseline.json", "--concurrency", str(concurrency))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        psql(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+def ratios(ours: dict[str, Any], baseline: dict[str, Any]) -> str:
+    throughput = ours["throughput_per_second"] / max(baseline["throughput_per_second"], 1e-9)
+    p99 = ours["latency_ms"]["p99"] / max(baseline["latency_ms"]["p99"], 1e-9)
+    return (
+        f"vs baseline  throughput {throughput:.2f}x (target >= 10x)  "
+        f"p99 {p99:.3f}x (target <= 0.2x)"
+    )
 
 
 def measure_recovery(
@@ -183,7 +222,11 @@ def main() -> None:
         keep=False,
     )
     print(summary(f"{args.rate:.0f}/s", rated), flush=True)
+    baseline = run_baseline(args.file, reports, args.concurrency)
+    print(summary("baseline", baseline), flush=True)
+    print(ratios(full, baseline), flush=True)
     result = {"full_speed": full, "fixed_rate": rated, "recovery": recovery}
+    result["baseline"] = baseline
     (reports / "gateway.json").write_text(json.dumps(result, indent=2))
 
 
