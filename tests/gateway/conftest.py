@@ -141,7 +141,11 @@ async def start_gateway(config: Config, session: aiohttp.ClientSession) -> Gatew
     task = asyncio.create_task(
         serve(config, SystemClock(), stop, on_listening=listening.set_result)
     )
-    url = await asyncio.wait_for(listening, 30)
+    # A server that fails at start (a taken lease, say) must raise here, not time out.
+    await asyncio.wait([listening, task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    url = listening.result()
     for _ in range(300):
         async with session.get(f"{url}/ready") as response:
             if response.status == 200:

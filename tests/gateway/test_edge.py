@@ -175,3 +175,30 @@ async def test_bad_program_rejected_whole(gateway: Gateway) -> None:
     assert any(path.startswith("cards[1]") for path in paths), paths
     assert any(path.startswith("gpaorders[0]") for path in paths), paths
     assert await gateway.journal_count() == before
+
+
+async def test_nul_in_merchant_name_is_400_and_commits_go_on(gateway: Gateway) -> None:
+    # PostgreSQL text cannot hold NUL: one such entry once stalled every commit behind it.
+    before = await loaded(gateway)
+    poisoned = jit_body("nul-name").replace(b"Corner Grocer", b"Caf\\u0000e")
+    status, answer = await gateway.jit(poisoned)
+    assert (status, orjson.loads(answer)["field"]) == (400, "body")
+    assert await gateway.journal_count() == before
+
+    status, _ = await gateway.jit(jit_body("after-nul"))
+    assert status == 200
+    assert await gateway.journal_count("after-nul") == 1
+
+
+async def test_second_server_on_the_same_journal_refuses_to_start(
+    gateway: Gateway, session: Any
+) -> None:
+    from pyjit.lease import LeaseTaken
+    from tests.gateway.conftest import gateway_config, start_gateway
+
+    await loaded(gateway)
+    with pytest.raises(LeaseTaken):
+        await start_gateway(gateway_config(gateway.database_url), session)
+    status, _ = await gateway.jit(jit_body("still-the-writer"))
+    assert status == 200
+    assert await gateway.journal_count("still-the-writer") == 1
