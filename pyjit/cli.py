@@ -2,8 +2,9 @@
 
 import argparse
 import asyncio
+import math
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,13 +73,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def _replay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="gateway URL (default from PYJIT_HTTP_ADDR)")
-    parser.add_argument("--rate", type=float, help="messages per second (default: full speed)")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    parser.add_argument(
+        "--rate", type=_positive(float), help="messages per second (default: full speed)"
+    )
+    parser.add_argument("--concurrency", type=_positive(int), default=64, help="requests in flight")
     parser.add_argument("--seed", type=int, default=1, help="seeds the clearing mix")
     parser.add_argument("--profile", type=Path, help="JSON profile: balances and controls")
     parser.add_argument("--json", type=Path, help="also write the report here as JSON")
     parser.add_argument("--answers", type=Path, help="write every answer received (JSONL)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse type that accepts only finite numbers above zero."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a finite number above zero: {text!r}")
+        return value
+
+    return parse
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -90,9 +108,18 @@ def _serve(args: argparse.Namespace) -> int:
             f"PYJIT_GATEWAY_PASSWORD='{config.gateway_password}'",
             flush=True,
         )
+    from pyjit.lease import LeaseTaken
     from pyjit.server import serve
 
-    run_async(serve(config, SystemClock()))
+    try:
+        run_async(serve(config, SystemClock()))
+    except LeaseTaken as error:
+        print(f"pyjit serve: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        # Most often the address is in use; say which address rather than show a traceback.
+        print(f"pyjit serve: cannot serve on {config.http_addr}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,7 @@ from pyjit.database import create_pool, open_database, wait_for_database
 from pyjit.decider import Decider
 from pyjit.edge import ServerState, build_app
 from pyjit.journal import JournalWriter
+from pyjit.lease import JournalLease
 from pyjit.projector import Projector
 from pyjit.recovery import recover
 from pyjit.snapshots import store as store_snapshot
@@ -52,6 +53,7 @@ async def serve(
     database = await asyncio.to_thread(open_database, config.database_url, config.home)
     try:
         await wait_for_database(database.url)
+        lease = await JournalLease.acquire(database.url)
         pool = await create_pool(database.url)
         try:
             async with pool.acquire() as connection:
@@ -60,6 +62,7 @@ async def serve(
             await _serve_with(state, stop, on_listening)
         finally:
             await pool.close()
+            await lease.release()
     finally:
         database.release()
 
