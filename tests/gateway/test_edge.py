@@ -17,7 +17,8 @@ from tests.gateway.conftest import Gateway, jit_body, program
 
 
 def rejected_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [r.fields for r in caplog.records if r.getMessage() == "rejected"]  # type: ignore[attr-defined]
+    records = [r for r in caplog.records if r.getMessage() == "rejected"]
+    return [vars(record)["fields"] for record in records]
 
 
 async def loaded(gateway: Gateway, balance: str = "50.00") -> int:
