@@ -1,6 +1,7 @@
 """Where the journal lives: the configured PostgreSQL, or an embedded one under PYJIT_HOME."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import urllib.parse
@@ -72,6 +73,32 @@ async def create_pool(url: str) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+class HeldConnection:
+    """One pool connection that a long-running task (the journal writer, the projector) keeps
+    between statements: handing it back after each batch would cost a reset round trip per
+    batch. A statement that fails gives it back, so the pool replaces it if it broke."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+        self._held: PoolConnectionProxy[asyncpg.Record] | None = None
+
+    async def execute(self, statement: str, *arguments: object) -> None:
+        if self._held is None:
+            self._held = await self._pool.acquire(timeout=self._timeout_s)
+        try:
+            await self._held.execute(statement, *arguments, timeout=self._timeout_s)
+        except BaseException:
+            await self.release()
+            raise
+
+    async def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.release(held), self._timeout_s)
 
 
 def _ssl_setting(url: str) -> bool | None:

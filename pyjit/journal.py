@@ -12,7 +12,6 @@ parsing its JSON; the committed entries are then handed to the projector
 """
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from pyjit.database import HeldConnection
 from pyjit.projections import (
     ALREADY_COMMITTED,
     JOURNAL_APPEND,
@@ -32,8 +32,6 @@ from pyjit.projections import (
 from pyjit.projector import Projector
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
     from pyjit._engine import Entry
 
 log = logging.getLogger(__name__)
@@ -68,7 +66,7 @@ class JournalWriter:
         self._queued_future: asyncio.Future[None] | None = None
         self._in_flight: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
-        self._held: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._connection = HeldConnection(pool, attempt_timeout_s)
         self._last_submitted_seq = 0
         self._last_taken_seq = 0
         self.committed_seq = 0
@@ -137,7 +135,7 @@ class JournalWriter:
                     continue
                 await self._commit_with_retry(batch)
         finally:
-            await self._let_go()
+            await self._connection.release()
 
     def _take(self, batch: list[JournalRow]) -> list[JournalRow]:
         """Move queued entries (up to the batch size) into the batch being committed;
@@ -184,26 +182,7 @@ class JournalWriter:
         if not batch:
             return
         arguments = journal_arguments(batch)
-        connection = await self._connection()
-        try:
-            await connection.execute(JOURNAL_APPEND, *arguments, timeout=self._attempt_timeout_s)
-        except BaseException:
-            await self._let_go()
-            raise
-
-    async def _connection(self) -> "PoolConnectionProxy[asyncpg.Record]":
-        """The writer's own connection, kept between commits: returning it to the pool
-        after each batch would cost a reset round trip per commit."""
-        if self._held is None:
-            self._held = await self._pool.acquire(timeout=self._attempt_timeout_s)
-        return self._held
-
-    async def _let_go(self) -> None:
-        """Give the connection back (the pool replaces it if it broke)."""
-        held, self._held = self._held, None
-        if held is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.release(held), self._attempt_timeout_s)
+        await self._connection.execute(JOURNAL_APPEND, *arguments)
 
     async def _drop_committed(self, batch: list[JournalRow]) -> None:
         """Remove from the batch what an earlier, ambiguous attempt did commit."""

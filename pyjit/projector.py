@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from pyjit.database import HeldConnection
 from pyjit.projections import PROJECT, PROJECTED_SEQ, UNPROJECTED, projection_arguments
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Projector:
         self._queue: deque[tuple[int, bytes]] = deque()
         self._wakeup = asyncio.Event()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._held: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._connection = HeldConnection(pool, attempt_timeout_s)
         self.projected_seq = 0
         self.healthy = True
 
@@ -97,19 +98,14 @@ class Projector:
                     if not full:
                         await asyncio.sleep(PACE_S)
         finally:
-            await self._let_go()
+            await self._connection.release()
 
     async def _project_chunk(self) -> bool:
         """Project the oldest queued entries; True when the chunk was full."""
         chunk = [self._queue[index] for index in range(min(CHUNK_ENTRIES, len(self._queue)))]
         arguments = projection_arguments([seq for seq, _ in chunk], [data for _, data in chunk])
-        connection = await self._connection()
-        try:
-            # One statement is one transaction: the rows and the watermark move together.
-            await connection.execute(PROJECT, *arguments, timeout=self._attempt_timeout_s)
-        except BaseException:
-            await self._let_go()
-            raise
+        # One statement is one transaction: the rows and the watermark move together.
+        await self._connection.execute(PROJECT, *arguments)
         for _ in chunk:
             self._queue.popleft()
         self._advance(chunk[-1][0])
@@ -143,14 +139,3 @@ class Projector:
                 self._queue.popleft()
             if projected_seq > self.projected_seq:
                 self._advance(projected_seq)
-
-    async def _connection(self) -> "PoolConnectionProxy[asyncpg.Record]":
-        if self._held is None:
-            self._held = await self._pool.acquire(timeout=self._attempt_timeout_s)
-        return self._held
-
-    async def _let_go(self) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.release(held), self._attempt_timeout_s)
