@@ -8,7 +8,8 @@
 //! - `pgfs.atm.withdrawal`, `pgfs.authorization.atm.withdrawal` → decide (withdrawal) → hold.
 //! - `pgfs.authorization.account_verification` → decide card, holder, account and
 //!   authorization controls; no velocity, no funds check → nothing ($0).
-//! - `pgfs.authorization.incremental` → decide the increment only → grow the chain's hold.
+//! - `pgfs.authorization.incremental` → decide the increment only → grow the chain's open
+//!   hold; without an open hold on the same card it is declined (rule `chain`).
 //! - `pgfs.authorization.advice` → informative → release `amount` from the chain's hold
 //!   (`transaction.amount` is the new total; `amount` is what is released).
 //! - `pgfs.authorization.reversal` → informative → release `amount` (once per token, never

@@ -77,6 +77,14 @@ impl Engine {
                 "unknown method",
                 decided.amount_minor,
             )),
+            (Flow::Increment, _) if !self.has_open_chain(decided, card) => {
+                Plan::declined(Decline::check(
+                    "TRANSACTION_NOT_PERMITTED",
+                    "chain",
+                    "incremental without an open authorization",
+                    decided.amount_minor,
+                ))
+            }
             (Flow::Authorize(_) | Flow::Increment | Flow::Verify | Flow::SingleMessage(_), _) => {
                 self.plan_spend(decided, card, spender)
             }
@@ -145,6 +153,19 @@ impl Engine {
             _ => {}
         }
         plan
+    }
+
+    /// An incremental grows an authorization the processor approved earlier; without the
+    /// original token, or with one whose hold is not open on this card, it would otherwise
+    /// hold new money under a chain nobody will ever clear or reverse.
+    fn has_open_chain(&self, decided: &Decided<'_>, card: &Card) -> bool {
+        let Some(original) = decided.message.original_token.as_deref() else {
+            return false;
+        };
+        self.state
+            .holds
+            .get(original)
+            .is_some_and(|hold| hold.state == HoldState::Open && hold.card == card.token)
     }
 
     /// The hold of the message's chain grown by its amount, or a new one.

@@ -415,3 +415,52 @@ fn journal_replay_rebuilds_the_same_state() {
 }
 
 use jit_core::Engine;
+
+#[test]
+fn incremental_without_an_open_authorization_is_declined_with_no_hold() {
+    let mut engine = engine_with("100.00", "");
+    let orphans = [
+        body("i1", "pgfs.authorization.incremental", "card_a", "5.00", ""),
+        body(
+            "i2",
+            "pgfs.authorization.incremental",
+            "card_a",
+            "5.00",
+            r#","original_jit_funding_token":"never-seen""#,
+        ),
+    ];
+    for orphan in &orphans {
+        let outcome = decide(&mut engine, orphan);
+        assert_eq!(outcome.status, 402);
+        assert_eq!(
+            outcome.decline_reason.as_deref(),
+            Some("TRANSACTION_NOT_PERMITTED")
+        );
+        assert_eq!(outcome.rule_id.as_deref(), Some("chain"));
+    }
+    assert_eq!(held(&engine), 0);
+
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "20.00", ""),
+    );
+    decide(
+        &mut engine,
+        &body(
+            "a2",
+            "pgfs.authorization.reversal",
+            "card_a",
+            "20.00",
+            r#","original_jit_funding_token":"a1""#,
+        ),
+    );
+    let after_reversal = body(
+        "a3",
+        "pgfs.authorization.incremental",
+        "card_a",
+        "5.00",
+        r#","original_jit_funding_token":"a1""#,
+    );
+    assert!(!decide(&mut engine, &after_reversal).approved);
+    assert_eq!((held(&engine), available(&engine)), (0, 10000));
+}
