@@ -138,10 +138,17 @@ pub enum Effect {
     Answer(Arc<Answer>),
     /// Upsert a program object.
     Put(ProgramObject),
-    /// Mark a GPA order token as applied.
+    /// Mark a GPA order token as applied, with what it funded, so that the same token sent
+    /// again for another account or amount can be told apart from a harmless repeat.
     GpaOrder {
         /// GPA order token.
         token: String,
+        /// The account funded (empty in entries written before it was recorded).
+        #[serde(default)]
+        account: String,
+        /// The amount funded, minor units.
+        #[serde(default)]
+        amount_minor: i64,
     },
 }
 
@@ -251,6 +258,10 @@ struct UsageFields {
 #[derive(Deserialize)]
 struct GpaOrderFields {
     token: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    amount_minor: i64,
 }
 
 struct SharedStrVisitor;
@@ -318,9 +329,14 @@ impl<'de> Visitor<'de> for EffectVisitor {
             }
             Op::Answer => Effect::Answer(Arc::new(Answer::deserialize(rest)?)),
             Op::Put => Effect::Put(ProgramObject::deserialize(rest)?),
-            Op::GpaOrder => Effect::GpaOrder {
-                token: GpaOrderFields::deserialize(rest)?.token,
-            },
+            Op::GpaOrder => {
+                let fields = GpaOrderFields::deserialize(rest)?;
+                Effect::GpaOrder {
+                    token: fields.token,
+                    account: fields.account,
+                    amount_minor: fields.amount_minor,
+                }
+            }
         })
     }
 }

@@ -589,20 +589,30 @@ impl Engine {
                 );
             }
         }
-        let Some(amount) = reader.amount(
-            object.get("amount"),
-            &format!("{path}.amount"),
-            self.exponent,
-        ) else {
-            reader.problem(&format!("{path}.amount"), "is missing");
+        let amount_field = format!("{path}.amount");
+        let Some(amount) = reader.amount(object.get("amount"), &amount_field, self.exponent) else {
+            if matches!(object.get("amount"), None | Some(Value::Null)) {
+                reader.problem(&amount_field, "is missing");
+            }
             return None;
         };
-        if self.state.gpa_orders.contains(token) {
+        let account = &holder.account_token;
+        if let Some((funded, funded_minor)) = self.state.gpa_orders.get(token) {
+            // A repeat of an applied order is harmless; the same token for another order is
+            // a mistake that must not pass as "already applied".
+            if (funded, *funded_minor) != (account, amount) && !funded.is_empty() {
+                reader.problem(
+                    &format!("{path}.token"),
+                    "already used by a GPA order with another account or amount",
+                );
+            }
             return None;
         }
         Some(vec![
             Effect::GpaOrder {
                 token: token.to_owned(),
+                account: account.clone(),
+                amount_minor: amount,
             },
             Effect::Posted {
                 account: holder.account_token.clone(),

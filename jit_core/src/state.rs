@@ -1,9 +1,9 @@
 //! The engine's state and the one function that changes it: `State::apply_effect`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::controls::{AuthControl, ExemptMid, VelocityControl, WindowUsage};
@@ -57,9 +57,9 @@ pub struct State {
     pub usage: FxHashMap<Arc<str>, FxHashMap<Arc<str>, WindowUsage>>,
     /// Answered tokens.
     pub answers: ShardedMap<Record>,
-    /// Applied GPA order tokens.
-    #[serde(serialize_with = "sorted_set")]
-    pub gpa_orders: FxHashSet<String>,
+    /// Applied GPA order tokens, with the account and amount each funded.
+    #[serde(serialize_with = "sorted_map")]
+    pub gpa_orders: FxHashMap<String, (String, i64)>,
 }
 
 fn sorted_map<K: Serialize + Ord, V: Serialize, S: Serializer>(
@@ -67,10 +67,6 @@ fn sorted_map<K: Serialize + Ord, V: Serialize, S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     map.iter().collect::<BTreeMap<_, _>>().serialize(serializer)
-}
-
-fn sorted_set<S: Serializer>(set: &FxHashSet<String>, serializer: S) -> Result<S::Ok, S::Error> {
-    set.iter().collect::<BTreeSet<_>>().serialize(serializer)
 }
 
 fn sorted_usage<S: Serializer>(
@@ -141,8 +137,13 @@ impl State {
                 self.answers.insert(answer.token.clone(), record);
             }
             Effect::Put(object) => self.put(object),
-            Effect::GpaOrder { token } => {
-                self.gpa_orders.insert(token.clone());
+            Effect::GpaOrder {
+                token,
+                account,
+                amount_minor,
+            } => {
+                self.gpa_orders
+                    .insert(token.clone(), (account.clone(), *amount_minor));
             }
         }
     }

@@ -143,6 +143,34 @@ def test_program_error_lists_problems() -> None:
     assert engine.last_seq == 0
 
 
+def test_gpa_order_token_reused_for_another_amount_is_refused() -> None:
+    engine = Engine()
+    funding = b'{"users": [{"token": "u"}], "gpaorders": [{"token": "g1", "user_token": "u", '
+    engine.load(funding + b'"amount": "10.00"}]}', NOW_MS)
+
+    repeated = engine.load(funding + b'"amount": "10.00"}]}', NOW_MS)
+    assert "g1" not in [entry.token for entry in repeated]
+    seq = engine.last_seq
+    with pytest.raises(ProgramError) as raised:
+        engine.load(funding + b'"amount": "999.00"}]}', NOW_MS)
+    assert [path for path, _ in raised.value.problems] == ["gpaorders[0].token"]
+    assert engine.last_seq == seq
+    assert (account := engine.account("u")) is not None and account.posted_minor == 1000
+
+
+def test_bad_program_amount_is_reported_once_and_never_through_a_float() -> None:
+    engine = Engine()
+    holder = b'{"users": [{"token": "u"}], "gpaorders": [{"token": "g", "user_token": "u", '
+    with pytest.raises(ProgramError) as raised:
+        engine.load(holder + b'"amount": "1.001"}]}', NOW_MS)
+    assert [path for path, _ in raised.value.problems] == ["gpaorders[0].amount"]
+    with pytest.raises(ProgramError, match="exponent"):
+        engine.load(holder + b'"amount": 1e3}]}', NOW_MS)
+    engine.load(holder + b'"amount": 12345678901234.57}]}', NOW_MS)
+    assert (account := engine.account("u")) is not None
+    assert account.posted_minor == 1234567890123457
+
+
 def test_methods_that_must_not_crash(engine: Engine, body: Body) -> None:
     for token, method in [
         ("m1", "pgfs.refund.authorization.reversal"),
