@@ -72,7 +72,11 @@ STATE = web.AppKey("state", ServerState)
 
 def _authorized(request: web.Request, expected: bytes) -> bool:
     presented = request.headers.get("Authorization", "").encode("latin-1", "replace")
-    return hmac.compare_digest(presented, expected)
+    # The scheme name is case-insensitive (RFC 7617); the credentials are not.
+    scheme, _, credentials = presented.partition(b" ")
+    return scheme.lower() == b"basic" and hmac.compare_digest(
+        b"Basic " + credentials.strip(), expected
+    )
 
 
 def _unauthorized() -> web.Response:

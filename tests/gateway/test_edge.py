@@ -178,6 +178,16 @@ async def test_bad_program_rejected_whole(gateway: Gateway) -> None:
     assert await gateway.journal_count() == before
 
 
+async def test_basic_scheme_name_is_case_insensitive(gateway: Gateway) -> None:
+    from tests.gateway.conftest import AUTH
+
+    await loaded(gateway)
+    status, _ = await gateway.jit(jit_body("lower-basic"), auth="basic" + AUTH[len("Basic") :])
+    assert status == 200
+    status, _ = await gateway.jit(jit_body("wrong-case-secret"), auth=AUTH.lower())
+    assert status == 401
+
+
 async def test_nul_in_merchant_name_is_400_and_commits_go_on(gateway: Gateway) -> None:
     # PostgreSQL text cannot hold NUL: one such entry once stalled every commit behind it.
     before = await loaded(gateway)
