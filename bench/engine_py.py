@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import orjson
+from hdrh.histogram import HdrHistogram
 
 from pyjit._engine import Engine
 
@@ -117,24 +118,18 @@ def jit_body(index: int) -> bytes:
     return json.dumps(transaction).encode()
 
 
-def percentiles(samples: list[int]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-
-    def pick(quantile: float) -> float:
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] / 1000
-
-    return pick(0.50), pick(0.99), pick(0.999)
-
-
 def timed(name: str, bodies: list[bytes], work: Callable[[bytes], object]) -> float:
-    samples: list[int] = []
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
     clock = time.perf_counter_ns
+    total_ns = 0
     for body in bodies:
         start = clock()
         work(body)
-        samples.append(clock() - start)
-    p50, p99, p999 = percentiles(samples)
-    rate = len(samples) / (sum(samples) / 1e9)
+        elapsed = clock() - start
+        histogram.record_value(elapsed)
+        total_ns += elapsed
+    p50, p99, p999 = (histogram.get_value_at_percentile(q) / 1000 for q in (50, 99, 99.9))
+    rate = len(bodies) / (total_ns / 1e9)
     print(f"{name:<34} p50={p50:7.2f}us p99={p99:7.2f}us p99.9={p999:7.2f}us {rate:10.0f}/s")
     return p99
 
