@@ -44,7 +44,7 @@ def run_demo(rows: int, seed: int) -> int:
             )
             return 1
         code = _replay_sample(config, rows, seed, console)
-        _explain(console, config.base_url, env)
+        _explain(console, config.base_url)
         return code
     finally:
         server.send_signal(signal.SIGTERM)
@@ -69,16 +69,21 @@ def _replay_sample(config: Config, rows: int, seed: int, console: Console) -> in
         answers=None,
         file="built-in synthetic sample",
     )
-    console.print(f"replaying {rows} synthetic card transactions (seed {seed}) ...")
+    console.print(
+        f"replaying {rows} synthetic card transactions (seed {seed}) as JIT messages: each "
+        "authorization, then for an approved one its clearing or reversal; refunds alone ...",
+        soft_wrap=True,
+    )
     return run_replay(args, config, config.base_url, source, transactions, Profile(), console)
 
 
-def _explain(console: Console, url: str, env: dict[str, str]) -> None:
+def _explain(console: Console, url: str) -> None:
+    # soft_wrap: a command cut in two by the terminal's width cannot be pasted back.
     console.print(
-        "\nTo replay a real file against a gateway, run `pyjit serve` (it keeps running) and:\n"
-        f"  PYJIT_GATEWAY_USERNAME={env['PYJIT_GATEWAY_USERNAME']} "
-        f"PYJIT_GATEWAY_PASSWORD='{env['PYJIT_GATEWAY_PASSWORD']}' \\\n"
-        f"  .venv/bin/pyjit replay {REAL_FILE} --url {url} [--rate 1000]"
+        "\nTo replay a real file, start `pyjit serve` with PYJIT_GATEWAY_USERNAME and "
+        "PYJIT_GATEWAY_PASSWORD set (see README.md), then, with the same two variables:\n"
+        f"  .venv/bin/pyjit replay {REAL_FILE} --url {url} [--rate 1000]",
+        soft_wrap=True,
     )
 
 
