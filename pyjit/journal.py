@@ -14,12 +14,12 @@ parsing its JSON; the committed entries are then handed to the projector
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, retry_if_not_exception_type, wait_exponential
 
 from pyjit.database import HeldConnection
 from pyjit.projections import (
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from pyjit._engine import Entry
 
 log = logging.getLogger(__name__)
+
+
+class JournalFenced(RuntimeError):
+    """Another writer's entries stand at seqs this writer committed to: it must stop."""
 
 
 @dataclass
@@ -123,8 +127,9 @@ class JournalWriter:
         if pending:
             await asyncio.gather(*(asyncio.shield(future) for future in pending))
 
-    async def run(self) -> None:
-        """The writer loop; runs until cancelled."""
+    async def run(self, on_fenced: Callable[[], None] | None = None) -> None:
+        """The writer loop; runs until cancelled, or until another writer is found in the
+        journal, when it calls `on_fenced` and stops writing for good."""
         try:
             while True:
                 await self._wakeup.wait()
@@ -134,6 +139,11 @@ class JournalWriter:
                 if not batch:
                     continue
                 await self._commit_with_retry(batch)
+        except JournalFenced as error:
+            self.healthy = False
+            log.critical("journal writer stopped: %s", error)
+            if on_fenced is not None:
+                on_fenced()
         finally:
             await self._connection.release()
 
@@ -158,7 +168,7 @@ class JournalWriter:
 
     async def _commit_with_retry(self, batch: list[JournalRow]) -> None:
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(Exception),
+            retry=retry_if_not_exception_type(JournalFenced),
             wait=wait_exponential(multiplier=0.02, max=self._retry_wait_max_s),
             reraise=True,
         )
@@ -189,7 +199,13 @@ class JournalWriter:
         seqs = [row[0] for row in batch]
         async with self._pool.acquire(timeout=self._attempt_timeout_s) as connection:
             rows = await connection.fetch(ALREADY_COMMITTED, seqs, timeout=self._attempt_timeout_s)
-        committed = {row[0] for row in rows}
+        ours = {row[0]: row[6] for row in batch}
+        foreign = [row["seq"] for row in rows if bytes(row["data"]) != ours[row["seq"]]]
+        if foreign:
+            # Our seqs hold someone else's entries: another process writes this journal, and
+            # nothing this one decides can be made durable without contradicting it.
+            raise JournalFenced(f"seqs {foreign[:5]} hold another writer's entries")
+        committed = {row["seq"] for row in rows}
         if committed:
             batch[:] = [row for row in batch if row[0] not in committed]
 

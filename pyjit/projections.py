@@ -79,9 +79,9 @@ PROJECTED_SEQ = "SELECT projected_seq FROM projection_state"
 
 UNPROJECTED = "SELECT seq, data FROM journal WHERE seq > $1 ORDER BY seq"
 
-# Which seqs of a batch are already in the journal: asked before retrying a batch whose
-# first attempt may have committed without us hearing back.
-ALREADY_COMMITTED = "SELECT seq FROM journal WHERE seq = ANY($1::bigint[])"
+# Which seqs of a batch are already in the journal, and with what: asked before retrying a
+# batch whose first attempt may have committed without us hearing back.
+ALREADY_COMMITTED = "SELECT seq, data FROM journal WHERE seq = ANY($1::bigint[])"
 
 
 @dataclass

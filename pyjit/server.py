@@ -55,6 +55,8 @@ async def serve(
     try:
         await wait_for_database(database.url)
         lease = await JournalLease.acquire(database.url)
+        # Losing the lease to another process stops this one: it drains and exits.
+        keeper = asyncio.create_task(lease.keep(stop), name="journal-lease")
         pool = await create_pool(database.url)
         try:
             async with pool.acquire() as connection:
@@ -62,6 +64,8 @@ async def serve(
             state = ServerState(config, clock, pool)
             await _serve_with(state, stop, on_listening)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await pool.close()
             await lease.release()
     finally:
@@ -91,7 +95,7 @@ async def _serve_with(
     writer = JournalWriter(state.pool, projector, config.batch_max_entries)
     decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
     tasks = [
-        asyncio.create_task(writer.run(), name="journal-writer"),
+        asyncio.create_task(writer.run(on_fenced=stop.set), name="journal-writer"),
         asyncio.create_task(projector.run(), name="projector"),
         asyncio.create_task(_snapshot_loop(state, decider), name="snapshots"),
         asyncio.create_task(_expiry_loop(config.expiry_interval_s, decider), name="expiry"),

@@ -213,3 +213,62 @@ async def test_second_server_on_the_same_journal_refuses_to_start(
     status, _ = await gateway.jit(jit_body("still-the-writer"))
     assert status == 200
     assert await gateway.journal_count("still-the-writer") == 1
+
+
+LEASE_HOLDER = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND ((classid::bigint << 32) | objid::bigint) = $1"
+)
+
+
+async def lease_backend(gateway: Gateway) -> tuple[Any, int]:
+    """A connection of the test's own, and the backend pid that holds the writer lease."""
+    import asyncpg
+
+    from pyjit.lease import JOURNAL_WRITER_LOCK
+
+    connection = await asyncpg.connect(gateway.database_url)
+    pid = await connection.fetchval(LEASE_HOLDER, JOURNAL_WRITER_LOCK)
+    assert pid is not None
+    return connection, pid
+
+
+async def test_lease_is_taken_again_when_its_connection_drops(gateway: Gateway) -> None:
+    from pyjit.lease import JOURNAL_WRITER_LOCK
+
+    await loaded(gateway)
+    connection, pid = await lease_backend(gateway)
+    try:
+        await connection.execute("SELECT pg_terminate_backend($1)", pid)
+        holder = pid
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            holder = await connection.fetchval(LEASE_HOLDER, JOURNAL_WRITER_LOCK)
+            if holder not in (None, pid):
+                break
+        assert holder not in (None, pid)
+        assert not gateway.task.done()
+        status, _ = await gateway.jit(jit_body("after-lease-drop"))
+        assert status == 200
+    finally:
+        await connection.close()
+
+
+async def test_losing_the_lease_to_another_process_stops_the_server(gateway: Gateway) -> None:
+    from pyjit.lease import JOURNAL_WRITER_LOCK
+
+    connection, pid = await lease_backend(gateway)
+    try:
+        await connection.execute("SELECT pg_terminate_backend($1)", pid)
+        taken = False
+        for _ in range(50):
+            taken = await connection.fetchval(
+                "SELECT pg_try_advisory_lock($1)", JOURNAL_WRITER_LOCK
+            )
+            if taken:
+                break
+            await asyncio.sleep(0.01)
+        assert taken
+        await asyncio.wait_for(gateway.task, 30)
+    finally:
+        await connection.close()

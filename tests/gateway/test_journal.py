@@ -238,3 +238,20 @@ async def test_projector_resumes_at_the_watermark(pool: asyncpg.Pool) -> None:
         account = await connection.fetchrow("SELECT * FROM accounts")
         watermark = await connection.fetchval("SELECT projected_seq FROM projection_state")
     assert (account["posted_minor"], account["held_minor"], watermark) == (1_000, 100, 2)
+
+
+async def test_another_writers_entry_at_our_seq_fences_the_writer(pool: asyncpg.Pool) -> None:
+    # Another process wrote seq 1 first; ours must not pass its own entry off as committed.
+    async with pool.acquire() as connection:
+        await append(connection, [funding(1, "theirs", 500)])
+    projector = Projector(pool)
+    writer = JournalWriter(pool, projector, attempt_timeout_s=1.0)
+    fenced = asyncio.Event()
+    ours = writer.submit_raw(*funding(1, "ours", 1_000))
+
+    await asyncio.wait_for(writer.run(on_fenced=fenced.set), 10)
+
+    assert fenced.is_set() and not ours.done() and not writer.healthy
+    async with pool.acquire() as connection:
+        rows = await connection.fetch("SELECT data FROM journal")
+    assert [orjson.loads(row["data"])["account"] for row in rows] == ["theirs"]
