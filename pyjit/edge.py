@@ -26,10 +26,6 @@ ADMIN_BODY_MAX = 64 * 1024 * 1024
 PROGRAM_COMMIT_TIMEOUT_S = 30.0
 READY_PROBE_TIMEOUT_S = 1.0
 JSON = "application/json"
-# PostgreSQL text cannot hold NUL, so a journal entry carrying one could never reach the read
-# models and would stall every commit behind it; such text is refused at the door.
-NUL_ESCAPE = b"\\u0000"
-NUL_REFUSED = "text must not contain the NUL character (\\u0000)"
 
 
 @dataclass
@@ -100,8 +96,6 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         body = b"" if length is not None and length > JIT_BODY_MAX else await request.read()
         if (length is not None and length > JIT_BODY_MAX) or len(body) > JIT_BODY_MAX:
             return _bad_input(body, "body", f"body over {JIT_BODY_MAX} bytes", 400)
-        if NUL_ESCAPE in body:
-            return _bad_input(body, "body", NUL_REFUSED, 400)
 
         try:
             answer = await decider.decide(body, received_ns)
@@ -193,8 +187,6 @@ async def _probe_journal(state: ServerState) -> dict[str, object]:
 
 async def _load_program(request: web.Request, state: ServerState, decider: Decider) -> web.Response:
     body = await request.read()
-    if NUL_ESCAPE in body:
-        return json_response(400, {"error": NUL_REFUSED, "field": "body"})
     try:
         entries = await decider.load_program(body, PROGRAM_COMMIT_TIMEOUT_S)
     except ProgramError as error:

@@ -163,6 +163,9 @@ fn amount_error(field: &str, raw: &str, problem: AmountProblem) -> EngineError {
 
 /// Parses a JIT body. Errors name the offending field.
 pub fn parse(body: &[u8]) -> Result<Message<'_>, EngineError> {
+    if let Some(problem) = nul_text(body) {
+        return Err(EngineError::message("body", problem));
+    }
     let parsed: Body<'_> = serde_json::from_slice(body)
         .map_err(|error| EngineError::message("$", format!("malformed JSON body: {error}")))?;
 
@@ -288,6 +291,15 @@ fn parse_flag(raw: &RawValue) -> Result<bool, EngineError> {
 }
 
 /// Parses ISO 8601 time: RFC 3339 with an offset, or without one as UTC.
+/// Why `body` must be refused for carrying the NUL character in its text, if it does.
+///
+/// JSON allows `\u0000` in a string, but the journal's read models are PostgreSQL text,
+/// which cannot hold it: an entry carrying one would never leave the writer's queue.
+pub fn nul_text(body: &[u8]) -> Option<&'static str> {
+    memchr::memmem::find(body, b"\\u0000")
+        .map(|_| "text must not contain the NUL character (\\u0000)")
+}
+
 pub fn parse_time_ms(text: &str) -> Option<i64> {
     if let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(instant.timestamp_millis());

@@ -106,6 +106,9 @@ impl Reader {
 impl Engine {
     /// Upserts a program file. All or nothing: every bad field is reported.
     pub fn load(&mut self, body: &[u8], now_ms: i64) -> Result<Vec<Entry>, EngineError> {
+        if let Some(problem) = crate::message::nul_text(body) {
+            return Err(program_error(vec![("$".to_owned(), problem.to_owned())]));
+        }
         let file: Value = serde_json::from_slice(body).map_err(|error| {
             program_error(vec![("$".to_owned(), format!("malformed JSON: {error}"))])
         })?;

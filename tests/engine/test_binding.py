@@ -171,6 +171,18 @@ def test_bad_program_amount_is_reported_once_and_never_through_a_float() -> None
     assert account.posted_minor == 1234567890123457
 
 
+def test_nul_text_is_refused_in_messages_and_programs(engine: Engine, body: Body) -> None:
+    # PostgreSQL text cannot hold NUL: an entry carrying one could never be projected.
+    seq = engine.last_seq
+    with pytest.raises(MessageError) as raised:
+        engine.decide(body("n1").replace(b'"pgfs.authorization"', b'"pgfs.\\u0000"'), NOW_MS)
+    assert raised.value.field == "body"
+    with pytest.raises(ProgramError) as refused:
+        engine.load(b'{"users": [{"token": "u\\u0000"}]}', NOW_MS)
+    assert [path for path, _ in refused.value.problems] == ["$"]
+    assert engine.last_seq == seq
+
+
 def test_methods_that_must_not_crash(engine: Engine, body: Body) -> None:
     for token, method in [
         ("m1", "pgfs.refund.authorization.reversal"),
