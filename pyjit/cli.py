@@ -74,9 +74,16 @@ def _parser() -> argparse.ArgumentParser:
 def _replay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="gateway URL (default from PYJIT_HTTP_ADDR)")
     parser.add_argument(
-        "--rate", type=_positive(float), help="messages per second (default: full speed)"
+        "--rate",
+        type=_within(float, 0.01, 1_000_000),
+        help="messages per second, 0.01 to 1,000,000 (default: full speed)",
     )
-    parser.add_argument("--concurrency", type=_positive(int), default=64, help="requests in flight")
+    parser.add_argument(
+        "--concurrency",
+        type=_within(int, 1, 10_000),
+        default=64,
+        help="requests in flight, 1 to 10,000 (more only exhausts the client's sockets)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seeds the clearing mix")
     parser.add_argument("--profile", type=Path, help="JSON profile: balances and controls")
     parser.add_argument("--json", type=Path, help="also write the report here as JSON")
@@ -84,16 +91,16 @@ def _replay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
-    """An argparse type that accepts only finite numbers above zero."""
+def _within(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type that accepts only finite numbers from `low` to `high`."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"must be a finite number above zero: {text!r}")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}: {text!r}")
         return value
 
     return parse
