@@ -296,8 +296,19 @@ fn parse_flag(raw: &RawValue) -> Result<bool, EngineError> {
 /// JSON allows `\u0000` in a string, but the journal's read models are PostgreSQL text,
 /// which cannot hold it: an entry carrying one would never leave the writer's queue.
 pub fn nul_text(body: &[u8]) -> Option<&'static str> {
-    memchr::memmem::find(body, b"\\u0000")
-        .map(|_| "text must not contain the NUL character (\\u0000)")
+    // `\\u0000` in JSON text is an escaped backslash followed by "u0000", not NUL: the
+    // escape is real only when an odd number of backslashes leads up to the "u".
+    let escaped = |at: usize| {
+        body[..=at]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count()
+            % 2
+    };
+    memchr::memmem::find_iter(body, b"\\u0000")
+        .any(|at| escaped(at) == 1)
+        .then_some("text must not contain the NUL character (\\u0000)")
 }
 
 pub fn parse_time_ms(text: &str) -> Option<i64> {

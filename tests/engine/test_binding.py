@@ -182,6 +182,11 @@ def test_nul_text_is_refused_in_messages_and_programs(engine: Engine, body: Body
     assert [path for path, _ in refused.value.problems] == ["$"]
     assert engine.last_seq == seq
 
+    # An escaped backslash before "u0000" is six ordinary characters, not NUL.
+    literal = body("n2").replace(b'"jit_funding": {', b'"jit_funding": {"memo": "a\\\\u0000",', 1)
+    assert b"\\\\u0000" in literal
+    assert engine.decide(literal, NOW_MS).status == 200
+
 
 def test_methods_that_must_not_crash(engine: Engine, body: Body) -> None:
     for token, method in [
