@@ -1,4 +1,4 @@
-"""The `pyjit` command: serve, migrate, load, replay, demo."""
+"""The `pyjit` command: serve, migrate, load, replay, sim, demo."""
 
 import argparse
 import asyncio
@@ -20,7 +20,11 @@ T = TypeVar("T")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_through", False):
+        args.rest = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         result: int = args.handler(args)
     except ConfigError as error:
@@ -63,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("file", type=Path, help="CSV in either ../shared/data format")
     _replay_options(replay)
     replay.set_defaults(handler=_replay)
+
+    sim = commands.add_parser(
+        "sim",
+        help="serve the Marqeta processor simulator (test and demo tool)",
+        add_help=False,
+    )
+    # Everything after `sim` is the simulator's own command line, --help included.
+    sim.set_defaults(handler=_sim, passes_through=True)
 
     demo = commands.add_parser("demo", help="serve on embedded defaults and replay a sample")
     demo.add_argument("--rows", type=int, default=400, help="synthetic transactions to replay")
@@ -235,6 +247,12 @@ def run_replay(
                 line = {"token": token, "status": status, "body": body.decode()}
                 handle.write(orjson.dumps(line) + b"\n")
     return 0 if report["ok"] else 1
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from services.simulator import main as simulator_main
+
+    return simulator_main(args.rest)
 
 
 def _demo(args: argparse.Namespace) -> int:
