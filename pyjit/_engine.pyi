@@ -166,5 +166,22 @@ class Engine:
     def account(self, token: str) -> Account | None: ...
     def accounts(self) -> list[Account]:
         """Every account, ordered by token."""
+    def card(self, token: str) -> bytes | None:
+        """The card as JSON (token, user_token, card_product_token, state, expires_at_ms,
+        last_four), or None when unknown."""
+    def holder(self, token: str) -> bytes | None:
+        """The user or business as JSON (token, kind, status, parent_token,
+        uses_parent_account, account_token), or None when unknown."""
+    def holds(self, account_token: str) -> bytes:
+        """The account's open holds as a JSON list, soonest expiry first: token, account,
+        card, amount_minor, state, expires_at_ms, usage."""
+    def controls(self) -> bytes:
+        """``{"velocitycontrols": [...], "authcontrols": [...], "mccgroups": [...]}`` as
+        JSON of the engine's model, in token order."""
+    def velocity_available(self, holder_token: str, now_ms: int) -> bytes:
+        """What the holder has left under each active velocity control that applies to it
+        or its cards, as a JSON list of ``{token, name, window, card_token, uses, amount,
+        days_remaining}``: ``amount`` is decimal text in the program's currency, and a
+        field is null where the control has no such limit or the window never resets."""
     def state_digest(self) -> str:
         """A hex digest of the whole state, equal for equal engines (for recovery tests)."""

@@ -17,6 +17,7 @@ pub mod model;
 pub mod money;
 mod plan;
 mod program;
+pub mod query;
 pub mod response;
 pub mod shards;
 pub mod state;

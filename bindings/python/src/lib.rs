@@ -361,6 +361,37 @@ impl PyEngine {
             .collect()
     }
 
+    fn card<'py>(&self, py: Python<'py>, token: &str) -> Option<Bound<'py, PyBytes>> {
+        let json = self.engine.card_json(token)?;
+        Some(PyBytes::new(py, &json))
+    }
+
+    fn holder<'py>(&self, py: Python<'py>, token: &str) -> Option<Bound<'py, PyBytes>> {
+        let json = self.engine.holder_json(token)?;
+        Some(PyBytes::new(py, &json))
+    }
+
+    fn holds<'py>(&self, py: Python<'py>, account_token: &str) -> Bound<'py, PyBytes> {
+        let engine = &self.engine;
+        let json = py.allow_threads(|| engine.holds_json(account_token));
+        PyBytes::new(py, &json)
+    }
+
+    fn controls<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.engine.controls_json())
+    }
+
+    fn velocity_available<'py>(
+        &self,
+        py: Python<'py>,
+        holder_token: &str,
+        now_ms: i64,
+    ) -> Bound<'py, PyBytes> {
+        let engine = &self.engine;
+        let json = py.allow_threads(|| engine.velocity_available_json(holder_token, now_ms));
+        PyBytes::new(py, &json)
+    }
+
     fn state_digest(&self, py: Python<'_>) -> String {
         let engine = &self.engine;
         py.allow_threads(|| engine.state_digest())
