@@ -40,6 +40,9 @@ SETTINGS: dict[str, tuple[str, type]] = {
     "snapshot_every_entries": ("PYJIT_SNAPSHOT_EVERY_ENTRIES", int),
     "expiry_interval_s": ("PYJIT_EXPIRY_INTERVAL_S", float),
     "log_level": ("PYJIT_LOG_LEVEL", str),
+    "redis_url": ("REDIS_URL", str),
+    "rabbitmq_url": ("RABBITMQ_URL", str),
+    "sentry_dsn": ("SENTRY_DSN", str),
 }
 
 
@@ -78,6 +81,10 @@ class Config:
     snapshot_every_entries: int = 200_000
     expiry_interval_s: float = 60.0
     log_level: str = "INFO"
+    # Optional servers: /ready probes each one that is set; SENTRY_DSN turns error tracking on.
+    redis_url: str = ""
+    rabbitmq_url: str = field(default="", repr=False)
+    sentry_dsn: str = field(default="", repr=False)
     demo: bool = False
 
     @property
