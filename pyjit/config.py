@@ -43,7 +43,14 @@ SETTINGS: dict[str, tuple[str, type]] = {
     "redis_url": ("REDIS_URL", str),
     "rabbitmq_url": ("RABBITMQ_URL", str),
     "sentry_dsn": ("SENTRY_DSN", str),
+    "webhook_username": ("PYJIT_WEBHOOK_USERNAME", str),
+    "webhook_password": ("PYJIT_WEBHOOK_PASSWORD", str),
+    "webhook_secret": ("PYJIT_WEBHOOK_SECRET", str),
+    "webhook_max_age_s": ("PYJIT_WEBHOOK_MAX_AGE_S", float),
 }
+
+# Marqeta's rule for a webhook's signing secret.
+WEBHOOK_SECRET_LENGTH = (20, 50)
 
 
 class ConfigError(ValueError):
@@ -85,6 +92,12 @@ class Config:
     redis_url: str = ""
     rabbitmq_url: str = field(default="", repr=False)
     sentry_dsn: str = field(default="", repr=False)
+    webhook_username: str = ""
+    webhook_password: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    # The processor retries a delivery for about 16 days (4 s, 16 s, ... 4**10 s), so an
+    # event older than that is a replay from elsewhere, not a retry.
+    webhook_max_age_s: float = 17 * 86400.0
     demo: bool = False
 
     @property
@@ -122,6 +135,7 @@ def load_config(
             config, gateway_username=DEMO_USERNAME, gateway_password=demo_password(ids)
         )
     problems.extend(_check_credentials(config, demo))
+    problems.extend(check_webhook_settings(config))
 
     if problems:
         raise ConfigError(problems)
@@ -259,4 +273,25 @@ def _check_credentials(config: Config, demo: bool) -> list[str]:
     if config.admin_username or config.admin_password:
         problems += [p.replace("gateway", "admin") for p in check_username(config.admin_username)]
         problems += [p.replace("gateway", "admin") for p in check_password(config.admin_password)]
+    return problems
+
+
+def check_webhook_settings(config: Config) -> list[str]:
+    """The webhook intake's credentials come as a pair; a secret follows Marqeta's rule."""
+    problems = []
+    if bool(config.webhook_username) != bool(config.webhook_password):
+        problems.append("set both PYJIT_WEBHOOK_USERNAME and PYJIT_WEBHOOK_PASSWORD, or neither")
+    low, high = WEBHOOK_SECRET_LENGTH
+    if config.webhook_secret and not low <= len(config.webhook_secret) <= high:
+        problems.append(
+            f"PYJIT_WEBHOOK_SECRET must be {low}-{high} characters, "
+            f"got {len(config.webhook_secret)}"
+        )
+    if config.webhook_secret and not config.webhook_username:
+        problems.append("PYJIT_WEBHOOK_SECRET needs PYJIT_WEBHOOK_USERNAME and _PASSWORD too")
+    if config.webhook_max_age_s <= 0:
+        problems.append("PYJIT_WEBHOOK_MAX_AGE_S must be positive")
+    scheme = config.rabbitmq_url.partition("://")[0]
+    if config.rabbitmq_url and scheme not in ("amqp", "amqps"):
+        problems.append("RABBITMQ_URL must be an amqp:// or amqps:// URL")
     return problems
