@@ -132,8 +132,6 @@ class Account:
 @final
 class Engine:
     def __new__(cls, max_amount_minor: int = 100_000_000_00) -> Engine:
-        """PyO3 builds the engine here; `__init__` only accepts the same argument."""
-    def __init__(self, max_amount_minor: int = 100_000_000_00) -> None:
         """An empty engine. Amounts above `max_amount_minor` are refused as input errors."""
     @property
     def last_seq(self) -> int:

@@ -124,6 +124,13 @@ impl Engine {
             problems: Vec::new(),
         };
         let mut entries = Vec::new();
+        for key in file.keys() {
+            // A misspelt collection ("velocity_controls") would otherwise load nothing and
+            // look like success.
+            if key != "program" && !ORDER.contains(&key.as_str()) {
+                reader.problem(key, "unknown collection");
+            }
+        }
         if let Some(program) = file.get("program") {
             scratch.load_program(program, &mut reader, &mut entries, now_ms);
         }
@@ -599,6 +606,10 @@ impl Engine {
             }
             return None;
         };
+        if amount == 0 {
+            reader.problem(&amount_field, "must be more than zero");
+            return None;
+        }
         let account = &holder.account_token;
         if let Some((funded, funded_minor)) = self.state.gpa_orders.get(token) {
             // A repeat of an applied order is harmless; the same token for another order is

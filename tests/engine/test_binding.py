@@ -225,3 +225,19 @@ def test_journal_and_snapshot_rebuild_the_same_state(body: Body) -> None:
     assert restored.state_digest() == engine.state_digest()
     with pytest.raises(JournalError):
         fresh.apply(journal[0])
+
+
+def test_program_file_refuses_unknown_collections_and_empty_orders() -> None:
+    engine = Engine()
+    file = json.loads(program_file())
+    file["velocity_controls"] = []
+    file["gpaorders"].append({"token": "zero", "business_token": "biz", "amount": "0.00"})
+
+    with pytest.raises(ProgramError) as refused:
+        engine.load(json.dumps(file).encode(), NOW_MS)
+
+    assert sorted(refused.value.problems) == [
+        ("gpaorders[1].amount", "must be more than zero"),
+        ("velocity_controls", "unknown collection"),
+    ]
+    assert engine.last_seq == 0

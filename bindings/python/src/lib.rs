@@ -398,17 +398,6 @@ impl PyEngine {
     }
 }
 
-/// PyO3 builds objects in `__new__`; the stub (the contract) documents `__init__`. A Python
-/// `__init__` that accepts the same argument keeps `Engine(max_amount_minor=...)` and
-/// `mypy.stubtest` in agreement; it runs once per engine, never per decision.
-fn install_init(py: Python<'_>) -> PyResult<()> {
-    let code = c"def __init__(self, max_amount_minor=10000000000):\n    pass\n";
-    let helper = PyModule::from_code(py, code, c"pyjit/_engine_init.py", c"pyjit._engine_init")?;
-    py.get_type::<PyEngine>()
-        .setattr("__init__", helper.getattr("__init__")?)?;
-    Ok(())
-}
-
 #[pymodule]
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
@@ -429,7 +418,6 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add(error.name()?, &error)?;
     }
     py.get_type::<EngineError>().setattr("field", "")?;
-    install_init(py)?;
     py.get_type::<ProgramError>()
         .setattr("problems", PyList::empty(py))?;
     Ok(())
