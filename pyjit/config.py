@@ -40,6 +40,12 @@ SETTINGS: dict[str, tuple[str, type]] = {
     "snapshot_every_entries": ("PYJIT_SNAPSHOT_EVERY_ENTRIES", int),
     "expiry_interval_s": ("PYJIT_EXPIRY_INTERVAL_S", float),
     "log_level": ("PYJIT_LOG_LEVEL", str),
+    # gRPC roles, shards and stand-in (docs/grpc.md).
+    "shards": ("PYJIT_SHARDS", str),
+    "edge_budget_ms": ("PYJIT_EDGE_BUDGET_MS", int),
+    "standin_approve_up_to": ("PYJIT_STANDIN_APPROVE_UP_TO", str),
+    "standin_currency": ("PYJIT_STANDIN_CURRENCY", str),
+    "standin_mccs": ("PYJIT_STANDIN_MCCS", str),
     "redis_url": ("REDIS_URL", str),
     "rabbitmq_url": ("RABBITMQ_URL", str),
     "sentry_dsn": ("SENTRY_DSN", str),
@@ -88,6 +94,11 @@ class Config:
     snapshot_every_entries: int = 200_000
     expiry_interval_s: float = 60.0
     log_level: str = "INFO"
+    shards: str = ""
+    edge_budget_ms: int = 1500
+    standin_approve_up_to: str = ""
+    standin_currency: str = "USD"
+    standin_mccs: str = ""
     # Optional servers: /ready probes each one that is set; SENTRY_DSN turns error tracking on.
     redis_url: str = ""
     rabbitmq_url: str = field(default="", repr=False)
@@ -258,6 +269,8 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
         problems.append("PYJIT_BATCH_MAX_ENTRIES must be at least 1")
     if config.snapshot_interval_s <= 0 or config.expiry_interval_s <= 0:
         problems.append("PYJIT_SNAPSHOT_INTERVAL_S and PYJIT_EXPIRY_INTERVAL_S must be positive")
+    if not 1 <= config.edge_budget_ms <= 7000:
+        problems.append("PYJIT_EDGE_BUDGET_MS must be 1-7000 (the processor waits 1-7 s)")
     if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append("PYJIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     return config

@@ -32,6 +32,8 @@ class Answer:
     decline_reason: str | None
     replayed: bool = False
     voided: bool = False
+    rule_id: str | None = None
+    rule_name: str | None = None
 
     @classmethod
     def of(cls, outcome: Outcome, *, replayed: bool = False, voided: bool = False) -> "Answer":
@@ -44,6 +46,8 @@ class Answer:
             outcome.decline_reason,
             replayed or outcome.replayed,
             voided,
+            outcome.rule_id,
+            outcome.rule_name,
         )
 
 
