@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pyjit._engine import Engine, Entry, Outcome
 from pyjit.clock import Clock
 from pyjit.journal import JournalWriter
+from pyjit.metrics import DecisionMetrics
 from pyjit.snapshots import Snapshot
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Decider:
         self._admission.set()
         writer.committed_seq = engine.last_seq
         self.voids = 0
+        self.metrics: DecisionMetrics | None = None
 
     @property
     def in_flight(self) -> int:
@@ -79,7 +81,10 @@ class Decider:
         """Decide one JIT message and make it durable; raises the engine's input errors."""
         if not self._admission.is_set():
             await self._admission.wait()
+        started_ns = self.clock.monotonic_ns()
         outcome = self.engine.decide(body, self.clock.now_ms())
+        if self.metrics is not None:
+            self.metrics.engine(self.clock.monotonic_ns() - started_ns)
 
         if outcome.replayed:
             first = self._pending.get(outcome.token)
@@ -97,11 +102,14 @@ class Decider:
         settled: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[token] = settled
         committed = self.writer.submit(entry)
-        remaining_s = (self._budget_ns - (self.clock.monotonic_ns() - received_ns)) / 1e9
+        submitted_ns = self.clock.monotonic_ns()
+        remaining_s = (self._budget_ns - (submitted_ns - received_ns)) / 1e9
         try:
             async with asyncio.timeout(max(remaining_s, 0.0)):
                 await asyncio.shield(committed)
             answer = Answer.of(outcome)
+            if self.metrics is not None:
+                self.metrics.commit_waited(self.clock.monotonic_ns() - submitted_ns)
         except TimeoutError:
             answer = self._void(token)
         finally:
@@ -115,6 +123,8 @@ class Decider:
         if outcome.entry is not None:
             self.writer.submit(outcome.entry)
         self.voids += 1
+        if self.metrics is not None:
+            self.metrics.voided()
         log.warning("commit budget exceeded for token %s: decision voided, declined", token)
         return Answer.of(outcome, voided=True)
 

@@ -10,12 +10,14 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from pyjit import logs, reconciliation
+from pyjit import health, logs, reconciliation
+from pyjit import metrics as metrics_module
 from pyjit._engine import MessageError, ProgramError, TokenConflict
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.decider import Decider, NotDurable
 from pyjit.fields import mistyped_field
+from pyjit.metrics import Metrics
 from pyjit.recovery import RecoveryReport
 from pyjit.snapshots import store as store_snapshot
 
@@ -24,7 +26,6 @@ log = logging.getLogger(__name__)
 JIT_BODY_MAX = 64 * 1024
 ADMIN_BODY_MAX = 64 * 1024 * 1024
 PROGRAM_COMMIT_TIMEOUT_S = 30.0
-READY_PROBE_TIMEOUT_S = 1.0
 JSON = "application/json"
 
 
@@ -39,6 +40,13 @@ class ServerState:
     recovery: RecoveryReport | None = None
     snapshots_taken: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    # The decider shard this process serves, for the decision log lines.
+    shard: int = 0
+    readiness: health.Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = health.Readiness(self.clock)
 
 
 def basic_header(username: str, password: str) -> bytes:
@@ -50,13 +58,16 @@ def json_response(status: int, payload: object) -> web.Response:
 
 
 def build_app(state: ServerState) -> web.Application:
-    app = web.Application(client_max_size=ADMIN_BODY_MAX)
+    app = web.Application(client_max_size=ADMIN_BODY_MAX, middlewares=[logs.request_ids])
     app[STATE] = state
+    _register_probes(state)
+    app.on_cleanup.append(lambda _app: state.readiness.close())
     gateway = basic_header(state.config.gateway_username, state.config.gateway_password)
     admin = basic_header(*state.config.admin_credentials)
     app.router.add_post("/jit", _jit_handler(state, gateway))
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
+    metrics_module.mount(app, state.metrics)
     app.router.add_post("/admin/program", _guarded(admin, _load_program))
     app.router.add_get("/admin/reconciliation", _guarded(admin, _reconciliation))
     app.router.add_post("/admin/snapshot", _guarded(admin, _snapshot))
@@ -83,42 +94,57 @@ def _unauthorized() -> web.Response:
 
 def _jit_handler(state: ServerState, expected: bytes) -> Any:
     clock = state.clock
+    recorder = state.metrics.decision_metrics()
+    rejected = state.metrics.rejected
 
     async def jit(request: web.Request) -> web.Response:
         received_ns = clock.monotonic_ns()
         if not _authorized(request, expected):
             logs.log_rejected(None, "Authorization", "missing or wrong Basic credentials", 401)
+            rejected.labels("401").inc()
             return _unauthorized()
         decider = state.decider
         if decider is None:
+            rejected.labels("503").inc()
             return json_response(503, {"error": "recovering, not ready to decide"})
         length = request.content_length
         body = b"" if length is not None and length > JIT_BODY_MAX else await request.read()
         if (length is not None and length > JIT_BODY_MAX) or len(body) > JIT_BODY_MAX:
-            return _bad_input(body, "body", f"body over {JIT_BODY_MAX} bytes", 400)
+            return _bad_input(body, "body", f"body over {JIT_BODY_MAX} bytes", 400, rejected)
+        recorder.parsed(clock.monotonic_ns() - received_ns)
 
         try:
             answer = await decider.decide(body, received_ns)
         except TokenConflict as error:
-            return _bad_input(body, error.field, str(error), 409)
+            return _bad_input(body, error.field, str(error), 409, rejected)
         except MessageError as error:
             field_path = error.field
             if field_path == "$":
                 field_path = mistyped_field(body) or field_path
-            return _bad_input(body, field_path, str(error), 400)
+            return _bad_input(body, field_path, str(error), 400, rejected)
 
         outcome = "approved" if answer.approved else "declined"
-        latency_us = (clock.monotonic_ns() - received_ns) // 1000
+        latency_ns = clock.monotonic_ns() - received_ns
+        recorder.decided(answer.method, outcome, answer.decline_reason, latency_ns)
         logs.log_decision(
-            answer.token, answer.method, outcome, answer.decline_reason, latency_us, answer.status
+            answer.token,
+            answer.method,
+            outcome,
+            answer.decline_reason,
+            latency_ns // 1000,
+            answer.status,
+            state.shard,
         )
         return web.Response(status=answer.status, body=answer.body, content_type=JSON)
 
     return jit
 
 
-def _bad_input(body: bytes, field_path: str, message: str, status: int) -> web.Response:
+def _bad_input(
+    body: bytes, field_path: str, message: str, status: int, rejected: Any
+) -> web.Response:
     logs.log_rejected(_token_of(body), field_path, message, status)
+    rejected.labels(str(status)).inc()
     return json_response(status, {"error": message, "field": field_path})
 
 
@@ -150,39 +176,52 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _ready(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    checks: dict[str, dict[str, object]] = {"journal": await _probe_journal(state)}
+    ready, checks = await state.readiness.check()
+    state.metrics.ready.set(1 if ready else 0)
+    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
+
+
+def _register_probes(state: ServerState) -> None:
+    """The gateway's dependencies: its journal, its recovery and (once live) its writer and
+    projector, and Redis and RabbitMQ when they are configured."""
+    readiness = state.readiness
+    health.add_postgres(readiness, "journal", state.pool)
+    readiness.add("recovery", lambda: _recovery_check(state))
+    readiness.add("writer", lambda: _writer_check(state))
+    readiness.add("projector", lambda: _projector_check(state))
+    if state.config.redis_url:
+        health.add_redis(readiness, state.config.redis_url)
+    if state.config.rabbitmq_url:
+        health.add_rabbitmq(readiness, state.config.rabbitmq_url)
+
+
+async def _recovery_check(state: ServerState) -> dict[str, object]:
     recovery = state.recovery
-    checks["recovery"] = {
+    return {
         "ok": state.decider is not None,
         "last_seq": recovery.last_seq if recovery else None,
         "entries_applied": recovery.entries_applied if recovery else None,
         "entries_per_second": round(recovery.entries_per_second) if recovery else None,
+        "seconds": round(recovery.seconds, 3) if recovery else None,
     }
-    if state.decider is not None:
-        writer = state.decider.writer
-        checks["writer"] = {
-            "ok": writer.healthy,
-            "backlog": writer.backlog,
-            "committed_seq": writer.committed_seq,
-        }
-        checks["projector"] = {
-            "ok": writer.projector.healthy,
-            "backlog": writer.projector.backlog,
-            "projected_seq": writer.projector.projected_seq,
-        }
-    ready = all(check["ok"] for check in checks.values())
-    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
 
 
-async def _probe_journal(state: ServerState) -> dict[str, object]:
-    started_ns = state.clock.monotonic_ns()
-    try:
-        async with state.pool.acquire(timeout=READY_PROBE_TIMEOUT_S) as connection:
-            await connection.fetchval("SELECT 1", timeout=READY_PROBE_TIMEOUT_S)
-    except Exception as error:
-        return {"ok": False, "error": repr(error)}
-    latency_ms = (state.clock.monotonic_ns() - started_ns) / 1e6
-    return {"ok": True, "latency_ms": round(latency_ms, 3)}
+async def _writer_check(state: ServerState) -> dict[str, object]:
+    if state.decider is None:
+        return {"ok": False, "error": "recovering"}
+    writer = state.decider.writer
+    return {"ok": writer.healthy, "backlog": writer.backlog, "committed_seq": writer.committed_seq}
+
+
+async def _projector_check(state: ServerState) -> dict[str, object]:
+    if state.decider is None:
+        return {"ok": False, "error": "recovering"}
+    projector = state.decider.writer.projector
+    return {
+        "ok": projector.healthy,
+        "backlog": projector.backlog,
+        "projected_seq": projector.projected_seq,
+    }
 
 
 async def _load_program(request: web.Request, state: ServerState, decider: Decider) -> web.Response:

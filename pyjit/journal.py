@@ -22,6 +22,7 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_not_exception_type, wait_exponential
 
 from pyjit.database import HeldConnection
+from pyjit.metrics import Metrics
 from pyjit.projections import (
     ALREADY_COMMITTED,
     JOURNAL_APPEND,
@@ -59,6 +60,7 @@ class JournalWriter:
         batch_max_entries: int = 4096,
         attempt_timeout_s: float = 5.0,
         retry_wait_max_s: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self.projector = projector
@@ -76,6 +78,7 @@ class JournalWriter:
         self.committed_seq = 0
         self.healthy = True
         self.stats = WriterStats()
+        self._metrics = metrics
 
     @property
     def backlog(self) -> int:
@@ -175,6 +178,7 @@ class JournalWriter:
         # Everything taken is committed once this returns, including what an ambiguous
         # attempt committed and the retry left out: all of it goes to the projector.
         committed = list(batch)
+        started_s = asyncio.get_running_loop().time()
         async for attempt in retrying:
             with attempt:
                 try:
@@ -186,6 +190,11 @@ class JournalWriter:
                     self._note_failure(error, len(batch))
                     raise
         self._note_success(len(batch))
+        if self._metrics is not None:
+            # The event loop's monotonic clock, the one asyncio's timeouts use.
+            elapsed_s = asyncio.get_running_loop().time() - started_s
+            self._metrics.commit_seconds.observe(elapsed_s)
+            self._metrics.commit_batch_entries.observe(len(committed))
         self.projector.enqueue([row[0] for row in committed], [row[6] for row in committed])
 
     async def _commit(self, batch: list[JournalRow]) -> None:
@@ -211,6 +220,8 @@ class JournalWriter:
 
     def _note_failure(self, error: Exception, size: int) -> None:
         self.stats.failed_attempts += 1
+        if self._metrics is not None:
+            self._metrics.commit_failures.inc()
         if self.healthy:
             log.error("journal commit of %d entries failed, retrying: %r", size, error)
         self.healthy = False

@@ -1,15 +1,71 @@
 """Structured logging: one JSON object per line on stderr.
 
-Decision lines carry the token, method, outcome, reason and latency and nothing else from the
-message: never a card number, a CVV or an identity document.
+Decision lines carry the token, method, outcome, reason, latency and shard and nothing else
+from the message: never a card number, a CVV or an identity document. Free text (messages and
+tracebacks) has digit runs shaped like a card number or an SSN masked before it is written,
+in case an exception quotes a body.
+
+Every line written while a request is handled carries its request id (`request_id`, set by
+the edge from X-Request-Id or generated); gRPC and queue consumers set the same context
+variable from their metadata or message headers.
 """
 
 import asyncio
+import contextvars
+import itertools
 import logging
+import re
+import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
 import orjson
+from aiohttp import web
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_MAX = 128
+
+# A random process prefix and a counter: unique across processes, and cheaper per request
+# than drawing fresh randomness on the JIT path.
+_id_prefix = secrets.token_hex(4)
+_id_counter = itertools.count(1)
+
+# 13-19 digits, optionally grouped by spaces or dashes (card numbers), and 3-2-4 (SSNs).
+_CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
+
+
+def new_request_id() -> str:
+    return f"{_id_prefix}-{next(_id_counter):x}"
+
+
+def accept_request_id(presented: str | None) -> str:
+    """The caller's request id when it is short printable text, else a fresh one."""
+    if presented and len(presented) <= REQUEST_ID_MAX and presented.isprintable():
+        return presented
+    return new_request_id()
+
+
+def mask(text: str) -> str:
+    """`text` with card numbers (digit runs passing the Luhn check) and SSNs replaced."""
+    return _SSN.sub("[masked]", _CARD_NUMBER.sub(_mask_card_number, text))
+
+
+def _mask_card_number(match: re.Match[str]) -> str:
+    run = match.group()
+    return "[masked]" if luhn_valid(run) else run
+
+
+def luhn_valid(text: str) -> bool:
+    """Whether the digits of `text` pass the Luhn check that every card number passes."""
+    digits = [int(c) for c in text if c.isdigit()]
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        doubled = digit * 2 if position % 2 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,11 +80,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        current = request_id.get()
+        if current is not None:
+            line["request_id"] = current
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
+        else:
+            line["msg"] = mask(line["msg"])
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = mask(self.formatException(record.exc_info))
         return orjson.dumps(line)
 
 
@@ -67,13 +128,43 @@ class LineHandler(logging.Handler):
             self._stream.flush()
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", sentry_dsn: str = "") -> None:
+    """JSON lines on stderr at `level`; error tracking only when a Sentry DSN is given."""
     handler = LineHandler(sys.stderr.buffer)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiohttp's access log would repeat every request; the decision line already says it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if sentry_dsn:
+        init_error_tracking(sentry_dsn)
+
+
+def init_error_tracking(dsn: str) -> None:
+    """Send errors (exceptions and ERROR lines) to Sentry, without request bodies or PII."""
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=dsn,
+        send_default_pii=False,
+        max_request_body_size="never",
+        traces_sample_rate=0.0,
+        before_send=_scrub_event,
+    )
+
+
+def _scrub_event(event: Any, hint: Any) -> Any:
+    """The event with card-number-like text masked in its messages and exception values."""
+    for key in ("message", "logentry"):
+        entry = event.get(key)
+        if isinstance(entry, str):
+            event[key] = mask(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("message"), str):
+            entry["message"] = mask(entry["message"])
+    for exception in (event.get("exception") or {}).get("values", []):
+        if isinstance(exception.get("value"), str):
+            exception["value"] = mask(exception["value"])
+    return event
 
 
 decisions = logging.getLogger("pyjit.decisions")
@@ -86,6 +177,7 @@ def log_decision(
     reason: str | None,
     latency_us: int,
     status: int,
+    shard: int = 0,
 ) -> None:
     if decisions.isEnabledFor(logging.INFO):
         # Built directly: `Logger.info` would walk the stack to find the caller, which
@@ -97,6 +189,7 @@ def log_decision(
             "reason": reason,
             "status": status,
             "latency_us": latency_us,
+            "shard": shard,
         }
         extra = {"fields": fields}
         record = decisions.makeRecord(
@@ -110,3 +203,16 @@ def log_rejected(token: str | None, field: str, error: str, status: int) -> None
         "rejected",
         extra={"fields": {"token": token, "field": field, "error": error, "status": status}},
     )
+
+
+@web.middleware
+async def request_ids(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Carry the caller's X-Request-Id (or a fresh one) into every line logged while the
+    request is handled, and back in the response."""
+    current = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request_id.set(current)
+    response = await handler(request)
+    response.headers[REQUEST_ID_HEADER] = current
+    return response

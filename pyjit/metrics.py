@@ -209,6 +209,7 @@ class DecisionMetrics:
         self._parse = metrics.stage_seconds.labels("parse")
         self._engine = metrics.stage_seconds.labels("engine")
         self._commit_wait = metrics.stage_seconds.labels("commit_wait")
+        self._voids = metrics.voids
 
     def decided(self, method: str, outcome: str, reason: str | None, latency_ns: int) -> None:
         key = (method, outcome, reason or "")
@@ -227,6 +228,9 @@ class DecisionMetrics:
 
     def commit_waited(self, latency_ns: int) -> None:
         self._commit_wait.observe(latency_ns / 1e9)
+
+    def voided(self) -> None:
+        self._voids.inc()
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -146,7 +146,8 @@ async def test_one_decision_line_without_card_data(
     lines = [r for r in caplog.records if r.getMessage() == "decision"]
     assert len(lines) == 1
     fields = lines[0].fields  # type: ignore[attr-defined]
-    assert set(fields) == {"token", "method", "outcome", "reason", "status", "latency_us"}
+    expected = {"token", "method", "outcome", "reason", "status", "latency_us", "shard"}
+    assert set(fields) == expected
     assert fields["token"] == "logged-1" and fields["outcome"] == "approved"
     assert fields["latency_us"] > 0
 
