@@ -120,7 +120,7 @@ def _within(kind: Callable[[str], float], low: float, high: float) -> Callable[[
 
 def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config, demo=args.demo, ids=SystemIds())
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, config.sentry_dsn)
     if args.demo:
         print(
             f"demo credentials: PYJIT_GATEWAY_USERNAME={config.gateway_username} "
