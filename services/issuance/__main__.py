@@ -1,0 +1,5 @@
+import sys
+
+from services.issuance.cli import main
+
+sys.exit(main())
