@@ -4,6 +4,11 @@ Order at start: database (embedded or configured), migrations, HTTP listener (so
 answers at once and /ready says "recovering"), recovery, then the decider goes live with its
 writer, snapshot and hold-expiry tasks. On SIGTERM: stop accepting, let in-flight requests
 finish (their commits included), snapshot at a fully committed moment, exit.
+
+Roles (`--role`, the `ROLES` table): `all` serves HTTP and gRPC from one decider, `decider`
+serves only gRPC, `edge` forwards HTTP to decider shards (pyjit/rpc/roles.py). A decider
+started with `--standby` follows its shard's journal and takes over when the primary dies
+(pyjit/standby.py).
 """
 
 import asyncio
@@ -11,10 +16,12 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from pyjit import migrations
+from pyjit._engine import Engine
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.database import create_pool, open_database, wait_for_database
@@ -23,8 +30,13 @@ from pyjit.edge import ServerState, build_app
 from pyjit.journal import JournalWriter
 from pyjit.lease import JournalLease
 from pyjit.projector import Projector
-from pyjit.recovery import recover
+from pyjit.recovery import RecoveryReport, recover
+from pyjit.rpc.roles import serve_edge
+from pyjit.rpc.server import DeciderServer
 from pyjit.snapshots import store as store_snapshot
+from pyjit.standby import follow_and_take_over
+from pyjit.webhooks_runtime import install as install_webhooks
+from pyjit.webhooks_runtime import start_background as start_webhook_consumers
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,25 @@ DRAIN_TIMEOUT_S = 10.0
 SHUTDOWN_SNAPSHOT_TIMEOUT_S = 10.0
 PERIODIC_SNAPSHOT_TIMEOUT_S = 2.0
 SNAPSHOT_CHECK_S = 1.0
+
+OnListening = Callable[[str], Awaitable[None] | None] | None
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one `pyjit serve --role NAME` process runs."""
+
+    http: bool
+    grpc: bool
+    # A role without a decider of its own runs this instead of the decider's start-up.
+    runner: Callable[[Config, Clock, asyncio.Event, OnListening], Awaitable[None]] | None = None
+
+
+ROLES = {
+    "all": Role(http=True, grpc=True),
+    "decider": Role(http=False, grpc=True),
+    "edge": Role(http=True, grpc=False, runner=serve_edge),
+}
 
 
 async def run_migrations(url: str) -> list[migrations.Migration]:
@@ -47,53 +78,92 @@ async def serve(
     config: Config,
     clock: Clock,
     stop: asyncio.Event | None = None,
-    on_listening: Callable[[str], Awaitable[None] | None] | None = None,
+    on_listening: OnListening = None,
+    role: str = "all",
+    standby: bool = False,
 ) -> None:
     """Run the gateway until `stop` is set or SIGTERM/SIGINT arrives."""
     stop = stop or _stop_on_signals()
+    chosen = ROLES[role]
+    if chosen.runner is not None:
+        await chosen.runner(config, clock, stop, on_listening)
+        return
     database = await asyncio.to_thread(open_database, config.database_url, config.home)
     try:
         await wait_for_database(database.url)
-        lease = await JournalLease.acquire(database.url)
-        # Losing the lease to another process stops this one: it drains and exits.
-        keeper = asyncio.create_task(lease.keep(stop), name="journal-lease")
         pool = await create_pool(database.url)
         try:
             async with pool.acquire() as connection:
                 await migrations.migrate(connection)
             state = ServerState(config, clock, pool)
-            await _serve_with(state, stop, on_listening)
+            await _lease_and_serve(database.url, state, chosen, stop, on_listening, standby)
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
             await pool.close()
-            await lease.release()
     finally:
         database.release()
+
+
+async def _lease_and_serve(
+    url: str,
+    state: ServerState,
+    role: Role,
+    stop: asyncio.Event,
+    on_listening: OnListening,
+    standby: bool,
+) -> None:
+    prepared: tuple[Engine, RecoveryReport] | None = None
+    if standby:
+        takeover = await follow_and_take_over(url, state.pool, state.clock, stop)
+        if takeover is None:
+            return
+        lease, prepared = takeover.lease, (takeover.engine, takeover.report)
+    else:
+        lease = await JournalLease.acquire(url)
+    # Losing the lease to another process stops this one: it drains and exits.
+    keeper = asyncio.create_task(lease.keep(stop), name="journal-lease")
+    try:
+        await _serve_with(state, stop, on_listening, role, prepared)
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        await lease.release()
 
 
 async def _serve_with(
     state: ServerState,
     stop: asyncio.Event,
-    on_listening: Callable[[str], Awaitable[None] | None] | None,
+    on_listening: OnListening,
+    role: Role = ROLES["all"],
+    prepared: tuple[Engine, RecoveryReport] | None = None,
 ) -> None:
     config = state.config
-    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
+    app = build_app(state)
+    install_webhooks(app, state)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
-    await site.start()
-    url = _listening_url(runner, config)
+    url = f"grpc://{config.grpc_addr}"
+    if role.http:
+        site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
+        await site.start()
+        url = _listening_url(runner, config)
+    rpc = DeciderServer(lambda: state.decider, state.pool) if role.grpc else None
+    if rpc is not None:
+        await rpc.start(config.grpc_addr)
     log.info("listening on %s", url)
     if on_listening is not None:
         waited = on_listening(url)
         if waited is not None:
             await waited
 
-    engine, report = await recover(state.pool, state.clock)
+    engine, report = prepared or await recover(state.pool, state.clock)
     projector = Projector(state.pool)
     await projector.catch_up()
-    writer = JournalWriter(state.pool, projector, config.batch_max_entries)
+    state.metrics.recovery_seconds.observe(report.seconds)
+    state.metrics.recovery_entries.set(report.entries_applied)
+    writer = JournalWriter(state.pool, projector, config.batch_max_entries, metrics=state.metrics)
+    state.metrics.journal_backlog.set_function(lambda: writer.backlog)
     decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
+    decider.metrics = state.metrics.decision_metrics()
     tasks = [
         asyncio.create_task(writer.run(on_fenced=stop.set), name="journal-writer"),
         asyncio.create_task(projector.run(), name="projector"),
@@ -101,14 +171,21 @@ async def _serve_with(
         asyncio.create_task(_expiry_loop(config.expiry_interval_s, decider), name="expiry"),
     ]
     state.decider, state.recovery = decider, report
+    tasks.extend(start_webhook_consumers(state))
     # What start-up built lives as long as the process; moving it out of the collector's
     # reach keeps full collections (tens of ms on the decision path) short and rare.
     gc.freeze()
+    if rpc is not None:
+        await rpc.serving()
     log.info("ready: deciding from seq %d", engine.last_seq)
 
     await stop.wait()
     log.info("stopping: draining in-flight requests")
-    await runner.cleanup()
+    stopping = [runner.cleanup()]
+    if rpc is not None:
+        # New calls get UNAVAILABLE at once; calls in flight finish, commits included.
+        stopping.append(rpc.stop(DRAIN_TIMEOUT_S))
+    await asyncio.gather(*stopping)
     await _final_snapshot(state, decider)
     for task in tasks:
         task.cancel()
