@@ -17,6 +17,10 @@ from pyjit.config import Config, ConfigError, client_config, load_config
 
 T = TypeVar("T")
 
+# What `pyjit serve --role` may run: everything in one process, a decider (gRPC only), or a
+# stateless edge in front of decider shards (pyjit/server.py ROLES).
+SERVE_ROLES = ("all", "decider", "edge")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -52,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the JIT gateway")
     serve.add_argument("--config", help="TOML configuration file (or PYJIT_CONFIG)")
     serve.add_argument("--demo", action="store_true", help="generate credentials if unset")
+    serve.add_argument(
+        "--role", choices=SERVE_ROLES, default="all", help="what this process serves"
+    )
+    serve.add_argument(
+        "--standby",
+        action="store_true",
+        help="follow the journal and take over when the shard's primary decider dies",
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser("migrate", help="apply the journal's schema migrations")
@@ -131,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pyjit.server import serve
 
     try:
-        run_async(serve(config, SystemClock()))
+        run_async(serve(config, SystemClock(), role=args.role, standby=args.standby))
     except LeaseTaken as error:
         print(f"pyjit serve: {error}", file=sys.stderr)
         return 1

@@ -44,9 +44,10 @@ def unavailable(message: str) -> RpcRefusal:
 def status_of(refusal: RpcRefusal) -> grpc.Status:
     """The call status to abort with, its detail packed in the trailing metadata."""
     info = error_details_pb2.ErrorInfo(reason=refusal.reason, domain=DOMAIN)
-    details = [_packed(info)]
     if refusal.field is not None:
         info.metadata["field"] = refusal.field
+    details = [_packed(info)]
+    if refusal.field is not None:
         violation = error_details_pb2.BadRequest.FieldViolation(
             field=refusal.field, description=refusal.message
         )
