@@ -35,6 +35,8 @@ from pyjit.rpc.roles import serve_edge
 from pyjit.rpc.server import DeciderServer
 from pyjit.snapshots import store as store_snapshot
 from pyjit.standby import follow_and_take_over
+from pyjit.webhooks_runtime import install as install_webhooks
+from pyjit.webhooks_runtime import start_background as start_webhook_consumers
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,9 @@ async def _serve_with(
     prepared: tuple[Engine, RecoveryReport] | None = None,
 ) -> None:
     config = state.config
-    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
+    app = build_app(state)
+    install_webhooks(app, state)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()
     url = f"grpc://{config.grpc_addr}"
     if role.http:
@@ -154,8 +158,12 @@ async def _serve_with(
     engine, report = prepared or await recover(state.pool, state.clock)
     projector = Projector(state.pool)
     await projector.catch_up()
-    writer = JournalWriter(state.pool, projector, config.batch_max_entries)
+    state.metrics.recovery_seconds.observe(report.seconds)
+    state.metrics.recovery_entries.set(report.entries_applied)
+    writer = JournalWriter(state.pool, projector, config.batch_max_entries, metrics=state.metrics)
+    state.metrics.journal_backlog.set_function(lambda: writer.backlog)
     decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
+    decider.metrics = state.metrics.decision_metrics()
     tasks = [
         asyncio.create_task(writer.run(on_fenced=stop.set), name="journal-writer"),
         asyncio.create_task(projector.run(), name="projector"),
@@ -163,6 +171,7 @@ async def _serve_with(
         asyncio.create_task(_expiry_loop(config.expiry_interval_s, decider), name="expiry"),
     ]
     state.decider, state.recovery = decider, report
+    tasks.extend(start_webhook_consumers(state))
     # What start-up built lives as long as the process; moving it out of the collector's
     # reach keeps full collections (tens of ms on the decision path) short and rare.
     gc.freeze()
