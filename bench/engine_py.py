@@ -67,11 +67,12 @@ def program() -> bytes:
 def jit_body(index: int) -> bytes:
     token = f"jit-{index:09d}"
     card = f"card-{index % CARDS}"
+    user = f"user-{index % CARDS}"
     transaction = {
         "type": "authorization",
         "state": "PENDING",
         "token": f"tx-{token}",
-        "user_token": "u",
+        "user_token": user,
         "card_token": card,
         "amount": 12.34,
         "currency_code": "USD",
@@ -107,8 +108,8 @@ def jit_body(index: int) -> bytes:
             "jit_funding": {
                 "token": token,
                 "method": "pgfs.authorization",
-                "user_token": "u",
-                "acting_user_token": "u",
+                "user_token": user,
+                "acting_user_token": user,
                 "amount": 12.34,
                 "tags": "bench",
             },

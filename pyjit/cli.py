@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     # Everything after `sim` is the simulator's own command line, --help included.
     sim.set_defaults(handler=_sim, passes_through=True)
 
+    from portal.accounts_cli import add_parser as add_user_parser
+
+    add_user_parser(commands)
+
     demo = commands.add_parser("demo", help="serve on embedded defaults and replay a sample")
     demo.add_argument("--rows", type=int, default=400, help="synthetic transactions to replay")
     demo.add_argument("--seed", type=int, default=7)

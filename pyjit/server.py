@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from portal.serving import attach as attach_portal
+from portal.serving import serve_portal
 from pyjit import migrations
 from pyjit._engine import Engine
 from pyjit.clock import Clock
@@ -62,6 +64,7 @@ ROLES = {
     "all": Role(http=True, grpc=True),
     "decider": Role(http=False, grpc=True),
     "edge": Role(http=True, grpc=False, runner=serve_edge),
+    "portal": Role(http=True, grpc=False, runner=serve_portal),
 }
 
 
@@ -138,6 +141,8 @@ async def _serve_with(
 ) -> None:
     config = state.config
     app = build_app(state)
+    # The portal's pages share the listener and load program documents through the decider.
+    attach_portal(app, state)
     install_webhooks(app, state)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()

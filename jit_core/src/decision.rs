@@ -2,8 +2,10 @@
 //!
 //! 1. card: unknown → INVALID_CARD (no entry); not ACTIVE → CARD_NOT_ACTIVE;
 //!    expired → EXPIRED_CARD;
-//! 2. holder (the card's holder, then the parent whose account it draws on): CLOSED →
-//!    CLOSED_ACCOUNT; not ACTIVE or LIMITED → CARDHOLDER_NOT_ACTIVE;
+//! 2. holder: a `jit_funding.user_token` or `business_token` other than the card's holder
+//!    or its parent → TRANSACTION_NOT_PERMITTED; then the card's holder and the parent
+//!    whose account it draws on: CLOSED → CLOSED_ACCOUNT; not ACTIVE or LIMITED →
+//!    CARDHOLDER_NOT_ACTIVE;
 //! 3. account: `transaction.currency_code` other than the account's → INVALID_AMOUNT;
 //! 4. authorization controls, in token order: a BLOCK control in scope (and no exempt
 //!    merchant), or an ALLOW control out of scope → TRANSACTION_NOT_PERMITTED;
@@ -97,6 +99,10 @@ pub struct Request<'m> {
     pub at_ms: i64,
     /// `transaction.currency_code`.
     pub currency: Option<&'m str>,
+    /// `jit_funding.user_token`, when sent.
+    pub user_token: Option<&'m str>,
+    /// `jit_funding.business_token`, when sent.
+    pub business_token: Option<&'m str>,
     /// The merchant.
     pub merchant: &'m Merchant<'m>,
     /// Check velocity controls.
@@ -114,6 +120,7 @@ pub fn check<'s>(
     charges: &mut Vec<Charge>,
 ) -> Result<(), Decline> {
     check_card(spender.card, request)?;
+    check_same_holder(spender, request)?;
     check_holder(spender.holder, request)?;
     if let Some(parent) = spender
         .parent
@@ -160,6 +167,27 @@ fn check_card(card: &Card, request: &Request<'_>) -> Result<(), Decline> {
         ));
     }
     Ok(())
+}
+
+/// The processor names the holder whose money it spends: the card's holder, or the parent
+/// or business whose account the card draws on. Another name means our copy of the program
+/// disagrees with the processor's, and money must not move on a guess.
+fn check_same_holder(spender: Spender<'_>, request: &Request<'_>) -> Result<(), Decline> {
+    let ours = |sent: &str| {
+        sent.is_empty()
+            || sent == spender.card.user_token
+            || spender.holder.parent_token.as_deref() == Some(sent)
+    };
+    let sent = [request.user_token, request.business_token];
+    if sent.into_iter().flatten().all(ours) {
+        return Ok(());
+    }
+    Err(Decline::check(
+        "TRANSACTION_NOT_PERMITTED",
+        &spender.card.token,
+        "card of another holder",
+        request.amount_minor,
+    ))
 }
 
 fn check_holder(holder: &Holder, request: &Request<'_>) -> Result<(), Decline> {

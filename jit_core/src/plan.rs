@@ -120,6 +120,8 @@ impl Engine {
             category,
             at_ms: decided.at_ms,
             currency: decided.message.currency_code.as_deref(),
+            user_token: decided.message.user_token.as_deref(),
+            business_token: decided.message.business_token.as_deref(),
             merchant: &decided.message.merchant,
             velocity: decided.flow != Flow::Verify,
             funds: decided.flow != Flow::Verify,

@@ -464,3 +464,24 @@ fn incremental_without_an_open_authorization_is_declined_with_no_hold() {
     assert!(!decide(&mut engine, &after_reversal).approved);
     assert_eq!((held(&engine), available(&engine)), (0, 10000));
 }
+
+#[test]
+fn a_card_charged_to_another_holder_is_declined_and_its_parent_is_accepted() {
+    let mut engine = engine_with("100.00", "");
+    let as_bob = String::from_utf8(body("h1", "pgfs.authorization", "card_a", "\"5.00\"", ""))
+        .expect("fixture bodies are UTF-8")
+        .replace(r#""user_token":"alice""#, r#""user_token":"bob""#);
+    let as_parent = as_bob.replace(r#""user_token":"bob""#, r#""user_token":"biz""#);
+    let as_parent = as_parent.replace(r#""token":"h1""#, r#""token":"h2""#);
+
+    let foreign = decide(&mut engine, as_bob.as_bytes());
+    let parent = decide(&mut engine, as_parent.as_bytes());
+
+    assert_eq!(
+        foreign.decline_reason.as_deref(),
+        Some("TRANSACTION_NOT_PERMITTED")
+    );
+    assert_eq!(foreign.rule_name.as_deref(), Some("card of another holder"));
+    assert!(parent.approved);
+    assert_eq!(available(&engine), 9500);
+}

@@ -16,6 +16,9 @@ NOW_MS = 1_710_331_200_000
 
 Body = Callable[..., bytes]
 
+HOLDERS = {"card_a": "alice", "card_b": "bob"}
+"""The holder the processor names in `jit_funding.user_token` for each fixture card."""
+
 
 def program_file(funds: str = "100.00", **extra: list[dict[str, Any]]) -> bytes:
     """A business with two users drawing on its account, one card each."""
@@ -48,7 +51,7 @@ def jit_body(
     funding: dict[str, Any] = {
         "token": token,
         "method": method,
-        "user_token": "alice",
+        "user_token": HOLDERS.get(card, "alice"),
         "amount": amount,
     }
     if original is not None:

@@ -93,9 +93,10 @@ fn jit_body(token: &str, card: &str) -> Vec<u8> {
 "active":true,"is_default_account":false}},"gateway_log":{{"order_number":"tx-{token}",
 "transaction_id":"x","message":"Approved","duration":12,"timed_out":false,
 "response":{{"code":"200"}}}}}},"funding_source_token":"pgfs","jit_funding":{{"token":"{token}",
-"method":"pgfs.authorization","user_token":"u","acting_user_token":"u","amount":12.34,
+"method":"pgfs.authorization","user_token":"{user}","acting_user_token":"{user}","amount":12.34,
 "tags":"bench","memo":"bench"}},"user_token":"u","currency_code":"USD"}},
 "padding":"{pad}"}}"#,
+        user = card.replace("card", "user"),
         pad = "x".repeat(200)
     )
     .into_bytes()

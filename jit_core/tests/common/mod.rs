@@ -36,13 +36,24 @@ pub fn engine_with(funds: &str, extra: &str) -> Engine {
 /// A JIT body with the common fields; `more` is extra `jit_funding` fields and
 /// `transaction` extra top-level fields (each with a leading comma or empty).
 pub fn body(token: &str, method: &str, card: &str, amount: &str, more: &str) -> Vec<u8> {
+    let user = holder_of(card);
     format!(
         r#"{{"token":"tx-{token}","type":"authorization","card_token":"{card}",
         "currency_code":"USD","card_acceptor":{{"mid":"m1","mcc":"5411","country_code":"USA"}},
         "gpa_order":{{"jit_funding":{{"token":"{token}","method":"{method}",
-        "user_token":"alice","amount":{amount}{more}}}}}}}"#
+        "user_token":"{user}","amount":{amount}{more}}}}}}}"#
     )
     .into_bytes()
+}
+
+/// The holder the processor names for a fixture card, as it would.
+pub fn holder_of(card: &str) -> &'static str {
+    match card {
+        "card_b" => "bob",
+        "card_c" => "carol",
+        "card_d" => "shop",
+        _ => "alice",
+    }
 }
 
 /// Decides and expects no error.
