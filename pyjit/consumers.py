@@ -78,7 +78,7 @@ UNPARK = "DELETE FROM webhook_parked WHERE event_token = $1"
 
 STILL_PARKED = """
 UPDATE webhook_parked SET attempts = attempts + 1,
-       retry_at = now() + make_interval(secs => least($2, 0.05 * power(2, attempts)))
+       retry_at = now() + make_interval(secs => least($2::float8, 0.05 * power(2, attempts)))
 WHERE event_token = $1
 """
 

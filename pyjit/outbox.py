@@ -73,8 +73,8 @@ DONE = "UPDATE webhook_queue SET done_at = now() WHERE id = $1"
 FAILED = """
 UPDATE webhook_queue
 SET last_error = $3,
-    dead_at = CASE WHEN $2 >= $4 THEN now() END,
-    available_at = now() + make_interval(secs => $5 * power(2, $2 - 1))
+    dead_at = CASE WHEN $2::int >= $4::int THEN now() END,
+    available_at = now() + make_interval(secs => $5::float8 * power(2, $2::int - 1))
 WHERE id = $1
 """
 
@@ -113,13 +113,18 @@ class PostgresQueue:
     async def consume(self, handler: Handler, observe: Observer, batch: int = 32) -> None:
         """Run `handler` on every event, forever (cancel to stop)."""
         while True:
-            rows = await self._pool.fetch(CLAIM, batch, self._lease_s)
+            try:
+                rows = await self._pool.fetch(CLAIM, batch, self._lease_s)
+                await asyncio.gather(*(self._run(handler, observe, row) for row in rows))
+            except (OSError, asyncpg.PostgresError) as error:
+                # The database is away. Claimed rows come back when their lease ends.
+                log.warning("webhook queue unreachable: %r", error)
+                await asyncio.sleep(self._poll_s * 20)
+                continue
             if not rows:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
-                continue
-            await asyncio.gather(*(self._run(handler, observe, row) for row in rows))
 
     async def _run(self, handler: Handler, observe: Observer, row: asyncpg.Record) -> None:
         event = Event(row["event_token"], row["event_type"], bytes(row["body"]))

@@ -63,6 +63,7 @@ def webhook_config(database_url: str, **overrides: Any) -> Config:
     config = Config(
         database_url=database_url,
         http_addr=Address("127.0.0.1", 0),
+        grpc_addr=Address("127.0.0.1", 0),
         gateway_username=GATEWAY_USERNAME,
         gateway_password=GATEWAY_PASSWORD,
         webhook_username=WEBHOOK_USERNAME,
