@@ -44,7 +44,7 @@ def run_create(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"pyjit user: {problem}", file=sys.stderr)
         return 2
-    config = load_config(args.config, demo=True)
+    config = load_config(args.config, demo=True, ids=SystemIds())
     database = open_database(config.database_url, config.home)
     try:
         return asyncio.run(_create(database.url, args, role, password))
