@@ -312,6 +312,7 @@ impl Engine {
             .to_owned();
         let mut plan = Plan {
             account: Some(account.clone()),
+            flagged: open.map_or_else(|| self.unmatched_clearing(decided), |_| None),
             ..Plan::default()
         };
         if let Some(hold) = open {
@@ -336,6 +337,29 @@ impl Engine {
             delta_minor: -decided.amount_minor,
         });
         plan
+    }
+}
+
+impl Engine {
+    /// Why a clearing that found no open hold needs a person to look at it, if it does. A
+    /// clearing after the hold expired is normal (it posts without a hold); after a final
+    /// clearing, a reversal or a decline, the processor reports money we never promised.
+    fn unmatched_clearing(&self, decided: &Decided<'_>) -> Option<&'static str> {
+        let original = decided.message.original_token.as_deref()?;
+        if let Some(hold) = self.state.holds.get(original) {
+            return match hold.state {
+                HoldState::Cleared => Some("clearing after a final clearing"),
+                HoldState::Reversed => Some("clearing of a reversed authorization"),
+                HoldState::Open | HoldState::Expired => None,
+            };
+        }
+        match self.state.answers.get(original) {
+            Some(record) if record.answer.status != 200 => {
+                Some("clearing of a declined authorization")
+            }
+            Some(_) => None,
+            None => Some("clearing without its authorization"),
+        }
     }
 }
 

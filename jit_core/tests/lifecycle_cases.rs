@@ -485,3 +485,44 @@ fn a_card_charged_to_another_holder_is_declined_and_its_parent_is_accepted() {
     assert!(parent.approved);
     assert_eq!(available(&engine), 9500);
 }
+
+#[test]
+fn clearings_of_closed_or_declined_authorizations_post_and_are_flagged() {
+    let mut engine = engine_with("100.00", "");
+    let capture = |token: &str, original: &str| {
+        let more = format!(r#","original_jit_funding_token":"{original}""#);
+        body(
+            token,
+            "pgfs.authorization.capture",
+            "card_a",
+            "\"10.00\"",
+            &more,
+        )
+    };
+    let flag = |outcome: jit_core::Outcome| outcome.entry.and_then(|entry| entry.flagged);
+    decide(
+        &mut engine,
+        &body("a1", "pgfs.authorization", "card_a", "\"10.00\"", ""),
+    );
+    decide(
+        &mut engine,
+        &body("a2", "pgfs.authorization", "card_a", "\"99.00\"", ""),
+    );
+
+    let first = flag(decide(&mut engine, &capture("c1", "a1")));
+    let second = flag(decide(&mut engine, &capture("c2", "a1")));
+    let declined = flag(decide(&mut engine, &capture("c3", "a2")));
+    let orphan = flag(decide(&mut engine, &capture("c4", "nowhere")));
+
+    assert_eq!(first, None);
+    assert_eq!(second.as_deref(), Some("clearing after a final clearing"));
+    assert_eq!(
+        declined.as_deref(),
+        Some("clearing of a declined authorization")
+    );
+    assert_eq!(
+        orphan.as_deref(),
+        Some("clearing without its authorization")
+    );
+    assert_eq!(posted(&engine), 10000 - 4 * 1000);
+}
