@@ -151,7 +151,10 @@ async def _serve_with(
         site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
         await site.start()
         url = _listening_url(runner, config)
-    rpc = DeciderServer(lambda: state.decider, state.pool) if role.grpc else None
+    rpc = None
+    if role.grpc:
+        latency = state.metrics.grpc_seconds
+        rpc = DeciderServer(lambda: state.decider, state.pool, state.clock, latency)
     if rpc is not None:
         await rpc.start(config.grpc_addr)
     log.info("listening on %s", url)

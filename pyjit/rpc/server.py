@@ -2,8 +2,8 @@
 
 Health says NOT_SERVING until recovery has made the decider and again once a stop begins.
 A stop lets calls in flight finish within the grace period (their commits included) while
-grpc.aio refuses every call that arrives after it began with UNAVAILABLE, which callers
-may retry elsewhere: no decision is left half applied.
+every call that arrives after it began gets UNAVAILABLE (pyjit/rpc/admission.py), which
+callers may retry elsewhere: no decision is left half applied.
 """
 
 import logging
@@ -13,9 +13,12 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Histogram
 
+from pyjit.clock import Clock
 from pyjit.config import Address
 from pyjit.decider import Decider
+from pyjit.rpc.admission import Admission
 from pyjit.rpc.jit import JitService
 from pyjit.rpc.services import (
     AccountsService,
@@ -60,8 +63,15 @@ SERVER_OPTIONS = (
 class DeciderServer:
     """Owns the grpc.aio server of one decider process."""
 
-    def __init__(self, decider: Callable[[], Decider | None], pool: asyncpg.Pool) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+    def __init__(
+        self,
+        decider: Callable[[], Decider | None],
+        pool: asyncpg.Pool,
+        clock: Clock,
+        latency: Histogram | None = None,
+    ) -> None:
+        self.admission = Admission(clock, latency)
+        self.server = grpc.aio.server(interceptors=[self.admission], options=SERVER_OPTIONS)
         live = Live(decider, pool)
         jit_pb2_grpc.add_JitServicer_to_server(JitService(decider), self.server)
         accounts_pb2_grpc.add_AccountsServicer_to_server(AccountsService(live), self.server)
@@ -91,7 +101,11 @@ class DeciderServer:
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls (UNAVAILABLE) and let calls in flight finish within `grace_s`."""
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace_s)
+        if not await self.admission.drain(grace_s):
+            log.warning(
+                "%d gRPC calls still running after %.1f s", self.admission.in_flight, grace_s
+            )
+        await self.server.stop(0.5)
 
     async def _set_all(self, status: int) -> None:
         for name in ("", *SERVICE_NAMES):
