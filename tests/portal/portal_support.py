@@ -4,6 +4,7 @@ seed companies, people and cards through the portal's own operations (which load
 documents into the running gateway over HTTP, as `--role portal` does)."""
 
 import base64
+import datetime as dt
 import os
 import re
 import secrets
@@ -73,7 +74,7 @@ def jit_body(
             "currency_code": "USD",
             "card_token": card,
             "user_token": user,
-            "created_time": "2026-12-01T12:00:00Z",
+            "created_time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "card_acceptor": {
                 "mid": "m1",
                 "mcc": mcc,
