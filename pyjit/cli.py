@@ -17,9 +17,9 @@ from pyjit.config import Config, ConfigError, client_config, load_config
 
 T = TypeVar("T")
 
-# What `pyjit serve --role` may run: everything in one process, a decider (gRPC only), or a
-# stateless edge in front of decider shards (pyjit/server.py ROLES).
-SERVE_ROLES = ("all", "decider", "edge")
+# What `pyjit serve --role` may run: everything in one process, a decider (gRPC only), a
+# stateless edge in front of decider shards (pyjit/server.py ROLES), or the portal alone.
+SERVE_ROLES = ("all", "decider", "edge", "portal")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
