@@ -1,0 +1,5 @@
+"""The gateway fixtures of tests/gateway, shared with the operations tests."""
+
+from tests.gateway.conftest import gateway, session
+
+__all__ = ["gateway", "session"]
