@@ -4,7 +4,8 @@ Every server is a real `pyjit serve` process on loopback with its journal in a f
 database on the machine's PostgreSQL (127.0.0.1:5432); the load comes from this process.
 
 1. unary `Jit.Decide`: a fixed number of calls in flight on one channel;
-2. streaming `Jit.DecideStream`: a few streams, each with a window of messages in flight;
+2. streaming `Jit.DecideStream`: a few streams, each with a window of messages in flight,
+   sent one per frame, then STREAM_BATCH per frame (`DecideBatch`), the batch callers' way;
 3. HTTP /jit through `--role edge` to a `--role decider` over gRPC, against the same load
    sent to one `--role all` process (the ratio is the price of the extra hop);
 4. failover: a primary and its standby behind one channel; the primary is killed (SIGKILL)
@@ -55,7 +56,7 @@ HOLDERS = 500
 FULL = {"unary": 20_000, "streaming": 60_000, "http": 10_000, "failover": 3_000}
 FAST = {"unary": 600, "streaming": 2_000, "http": 400, "failover": 600}
 UNARY_IN_FLIGHT = 128
-STREAMS, STREAM_WINDOW = 4, 512
+STREAMS, STREAM_WINDOW, STREAM_BATCH = 4, 256, 64
 HTTP_IN_FLIGHT = 64
 
 
@@ -237,31 +238,38 @@ async def unary(address: str, run: str, count: int) -> dict[str, Any]:
         return summary(histogram, count, time.perf_counter() - started)
 
 
-async def streaming(address: str, run: str, count: int) -> dict[str, Any]:
+async def streaming(address: str, run: str, count: int, batch: int) -> dict[str, Any]:
+    """STREAMS streams, each with STREAM_WINDOW messages in flight, sent `batch` per frame."""
     histogram = HdrHistogram(1, 60_000_000, 3)
-    per_stream = count // STREAMS
+    per_stream = count // STREAMS // batch * batch
     async with grpc.aio.insecure_channel(address) as channel:
         jit = jit_pb2_grpc.JitStub(channel)
 
         async def one_stream(stream: int) -> None:
-            window = asyncio.Semaphore(STREAM_WINDOW)
-            sent_ns: dict[str, int] = {}
+            window = asyncio.Semaphore(max(STREAM_WINDOW // batch, 1))
+            sent_ns: dict[int, int] = {}
 
-            async def requests() -> AsyncIterator[jit_pb2.DecideRequest]:
-                for n in range(stream * per_stream, (stream + 1) * per_stream):
+            async def batches() -> AsyncIterator[jit_pb2.DecideBatch]:
+                first = stream * per_stream
+                for start in range(first, first + per_stream, batch):
                     await window.acquire()
-                    key = str(n)
-                    sent_ns[key] = time.perf_counter_ns()
-                    yield jit_pb2.DecideRequest(raw=message(run, n), request_id=key)
+                    sent_ns[start] = time.perf_counter_ns()
+                    requests = [
+                        jit_pb2.DecideRequest(raw=message(run, n), request_id=str(n))
+                        for n in range(start, start + batch)
+                    ]
+                    yield jit_pb2.DecideBatch(requests=requests)
 
-            async for answer in jit.DecideStream(requests()):
-                elapsed = time.perf_counter_ns() - sent_ns.pop(answer.request_id)
-                histogram.record_value(max(elapsed // 1000, 1))
+            async for reply in jit.DecideStream(batches()):
+                start = int(reply.responses[0].request_id)
+                elapsed = time.perf_counter_ns() - sent_ns.pop(start)
+                histogram.record_value(max(elapsed // 1000, 1), len(reply.responses))
                 window.release()
 
         started = time.perf_counter()
         await asyncio.gather(*(one_stream(stream) for stream in range(STREAMS)))
-        return summary(histogram, per_stream * STREAMS, time.perf_counter() - started)
+        found = summary(histogram, per_stream * STREAMS, time.perf_counter() - started)
+        return {**found, "batch": batch}
 
 
 async def http(url: str, run: str, count: int) -> dict[str, Any]:
@@ -292,7 +300,10 @@ async def measure_rpc(logs: Path, sizes: dict[str, int]) -> dict[str, Any]:
             await load_program(server.grpc_addr)
             await unary(server.grpc_addr, "warm", 200)
             found = {"unary": await unary(server.grpc_addr, "u", sizes["unary"])}
-            found["streaming"] = await streaming(server.grpc_addr, "s", sizes["streaming"])
+            found["streaming"] = await streaming(server.grpc_addr, "s", sizes["streaming"], 1)
+            found["streaming_batched"] = await streaming(
+                server.grpc_addr, "b", sizes["streaming"], STREAM_BATCH
+            )
             found["http_all_in_one"] = await http(server.http_url, "h", sizes["http"])
     return found
 
@@ -375,7 +386,13 @@ def run_suite(fast: bool, logs: Path) -> dict[str, Any]:
 
 def render(found: dict[str, Any]) -> str:
     lines = [f"{'run':<22}{'msgs':>8}{'per s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"]
-    for name in ("unary", "streaming", "http_all_in_one", "http_through_edge"):
+    for name in (
+        "unary",
+        "streaming",
+        "streaming_batched",
+        "http_all_in_one",
+        "http_through_edge",
+    ):
         run = found[name]
         latency = run["latency_ms"]
         lines.append(

@@ -16,15 +16,17 @@ from pyjit.v1 import jit_pb2, jit_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# Decisions in flight on one stream: enough for the journal's group commit to fill batches,
-# bounded so a fast sender cannot queue unbounded work in the decider.
-STREAM_IN_FLIGHT = 512
+# Batches in flight on one stream: enough for the journal's group commit to fill its
+# commits, bounded so a fast sender cannot queue unbounded work in the decider.
+STREAM_BATCHES_IN_FLIGHT = 64
 STANDIN_COMMIT_TIMEOUT_S = 5.0
 
 
 class JitService(jit_pb2_grpc.JitServicer):
-    def __init__(self, decider: Callable[[], Decider | None]) -> None:
+    def __init__(self, decider: Callable[[], Decider | None], currency: Callable[[], str]) -> None:
         self._decider = decider
+        # The program's currency, in which the engine states every amount it answers.
+        self._currency = currency
 
     def _live(self) -> Decider:
         decider = self._decider()
@@ -42,40 +44,43 @@ class JitService(jit_pb2_grpc.JitServicer):
             raise
 
     async def DecideStream(
-        self, request_iterator: AsyncIterator[jit_pb2.DecideRequest], context: Context
-    ) -> AsyncIterator[jit_pb2.DecideResponse]:
-        answers: asyncio.Queue[jit_pb2.DecideResponse | None] = asyncio.Queue()
-        reader = asyncio.create_task(self._read_stream(request_iterator, answers))
+        self, request_iterator: AsyncIterator[jit_pb2.DecideBatch], context: Context
+    ) -> AsyncIterator[jit_pb2.DecideBatchReply]:
+        replies: asyncio.Queue[jit_pb2.DecideBatchReply | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read_stream(request_iterator, replies))
         try:
-            while (answer := await answers.get()) is not None:
-                yield answer
+            while (reply := await replies.get()) is not None:
+                yield reply
             await reader
         finally:
             reader.cancel()
 
     async def _read_stream(
         self,
-        requests: AsyncIterator[jit_pb2.DecideRequest],
-        answers: "asyncio.Queue[jit_pb2.DecideResponse | None]",
+        batches: AsyncIterator[jit_pb2.DecideBatch],
+        replies: "asyncio.Queue[jit_pb2.DecideBatchReply | None]",
     ) -> None:
-        room = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        room = asyncio.Semaphore(STREAM_BATCHES_IN_FLIGHT)
         running: set[asyncio.Task[None]] = set()
 
-        async def one(request: jit_pb2.DecideRequest) -> None:
+        async def one(batch: jit_pb2.DecideBatch) -> None:
             try:
-                answers.put_nowait(await self._answer_or_error(request))
+                answers = await asyncio.gather(
+                    *(self._answer_or_error(request) for request in batch.requests)
+                )
+                replies.put_nowait(jit_pb2.DecideBatchReply(responses=answers))
             finally:
                 room.release()
 
         try:
-            async for request in requests:
+            async for batch in batches:
                 await room.acquire()
-                task = asyncio.create_task(one(request))
+                task = asyncio.create_task(one(batch))
                 running.add(task)
                 task.add_done_callback(running.discard)
             await asyncio.gather(*running)
         finally:
-            answers.put_nowait(None)
+            replies.put_nowait(None)
 
     async def _answer_or_error(self, request: jit_pb2.DecideRequest) -> jit_pb2.DecideResponse:
         try:
@@ -94,7 +99,7 @@ class JitService(jit_pb2_grpc.JitServicer):
         body = request_body(request)
 
         answer = await decide_or_refuse(decider, body, received_ns)
-        decision = decision_of(answer, currency_of(body))
+        decision = decision_of(answer, self._currency())
         return jit_pb2.DecideResponse(request_id=request.request_id, decision=decision)
 
     async def ApplyStandIn(

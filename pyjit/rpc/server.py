@@ -73,7 +73,7 @@ class DeciderServer:
         self.admission = Admission(clock, latency)
         self.server = grpc.aio.server(interceptors=[self.admission], options=SERVER_OPTIONS)
         live = Live(decider, pool)
-        jit_pb2_grpc.add_JitServicer_to_server(JitService(decider), self.server)
+        jit_pb2_grpc.add_JitServicer_to_server(JitService(decider, live.currency), self.server)
         accounts_pb2_grpc.add_AccountsServicer_to_server(AccountsService(live), self.server)
         cards_pb2_grpc.add_CardsServicer_to_server(CardsService(live), self.server)
         controls_pb2_grpc.add_ControlsServicer_to_server(ControlsService(live), self.server)

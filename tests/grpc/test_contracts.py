@@ -91,13 +91,16 @@ async def test_stream_answers_every_request_by_id(channel: grpc.aio.Channel) -> 
         for n in range(60)
     ]
     requests.append(jit_pb2.DecideRequest(raw=b"{not json", request_id="bad"))
+    batches = [requests[start : start + 7] for start in range(0, len(requests), 7)]
 
-    async def send() -> AsyncIterator[jit_pb2.DecideRequest]:
-        for request in requests:
-            yield request
+    async def send() -> AsyncIterator[jit_pb2.DecideBatch]:
+        for batch in batches:
+            yield jit_pb2.DecideBatch(requests=batch)
 
-    answers = {answer.request_id: answer async for answer in jit.DecideStream(send())}
+    replies = [reply async for reply in jit.DecideStream(send())]
+    answers = {answer.request_id: answer for reply in replies for answer in reply.responses}
 
+    assert len(replies) == len(batches)
     assert set(answers) == {request.request_id for request in requests}
     assert answers["bad"].error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     approved = [a for key, a in answers.items() if key != "bad" and a.decision.approved]
