@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from portal import api, company, holder, signin, staff
+from portal import api, company, company_groups, holder, signin, staff
 from portal.funding import SandboxFunding
 from portal.gateway import ProgramLoader
 from portal.kyc import SandboxKyc
@@ -59,6 +59,13 @@ ROUTES = (
     Route("GET", "/company/cards/{card_token}", company.card, COMPANY_ADMIN),
     Route("POST", "/company/cards/{card_token}/state", company.card_state, COMPANY_ADMIN),
     Route("POST", "/company/cards/{card_token}/controls", company.card_controls, COMPANY_ADMIN),
+    Route("GET", "/company/groups", company_groups.groups_page, COMPANY_ADMIN),
+    Route("POST", "/company/groups", company_groups.create_group, COMPANY_ADMIN),
+    Route("GET", "/company/groups/{group_id}", company_groups.group_page, COMPANY_ADMIN),
+    Route("POST", "/company/groups/{group_id}/members", company_groups.add_member, COMPANY_ADMIN),
+    Route(
+        "POST", "/company/groups/{group_id}/controls", company_groups.group_controls, COMPANY_ADMIN
+    ),
     Route("GET", "/company/transactions", company.transactions, COMPANY_ADMIN),
     Route("GET", "/company/reports", company.reports, COMPANY_ADMIN),
     Route("GET", "/company/reports.csv", company.report_csv, COMPANY_ADMIN),

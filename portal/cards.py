@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from portal import audit, documents
+from portal import audit, documents, groups
 from portal.queries import Company
 from portal.roles import Viewer
 from portal.web import Portal
@@ -71,7 +71,11 @@ async def issue(
     document.update(
         documents.card(card_token, holder["holder_token"], product, last_four, expiration)
     )
-    await portal.loader.load(document)
+    # A first card is when the engine learns of the user: their groups' controls come with it.
+    grouped, group_rows = await groups.member_document(
+        portal.pool, holder["id"], holder["holder_token"], portal.currency
+    )
+    await portal.loader.load(documents.merge(document, grouped))
 
     async with portal.pool.acquire() as connection, connection.transaction():
         await connection.execute(
@@ -92,6 +96,7 @@ async def issue(
             address,
             {"holder": holder["email"]},
         )
+        await groups.store_member_rows(connection, group_rows)
     return card_token
 
 

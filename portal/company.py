@@ -17,7 +17,7 @@ from portal.roles import Role
 from portal.web import Context, not_found, see_other
 
 
-async def _company(context: Context) -> queries.Company:
+async def company_of(context: Context) -> queries.Company:
     found = await queries.company(context.portal.pool, context.viewer.company_id)
     assert found is not None, "a company admin always has a company"
     return found
@@ -37,7 +37,7 @@ def _filters(request: web.Request) -> queries.TransactionFilter:
 
 
 async def overview(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     summary = await queries.overview(context.portal.pool, found, context.portal.clock.now_ms())
     recent = await queries.company_transactions(
         context.portal.pool, found, queries.TransactionFilter()
@@ -48,7 +48,7 @@ async def overview(context: Context) -> web.StreamResponse:
 
 
 async def employees(context: Context, status: int = 200, **extra: Any) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     rows = await context.portal.pool.fetch(
         """SELECT u.id, u.email, u.display_name, u.role, u.active,
                   (SELECT count(*) FROM portal_cards c WHERE c.user_id = u.id) AS cards
@@ -60,7 +60,7 @@ async def employees(context: Context, status: int = 200, **extra: Any) -> web.St
 
 
 async def invite(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     email = context.form.get("email", "").strip()
     name = context.form.get("name", "").strip()[:100]
     if "@" not in email or not name or len(email) > 320:
@@ -105,7 +105,7 @@ async def employee(
     person = await _employee(context)
     if person is None:
         return not_found(context)
-    found = await _company(context)
+    found = await company_of(context)
     held = await queries.holder_cards(context.portal.pool, person["id"])
     limits = await controls.active_controls(context.portal.pool, None, person["id"])
     return context.render(
@@ -116,7 +116,7 @@ async def employee(
         cards=held,
         controls=limits,
         error=error,
-        categories=_categories(),
+        categories=category_choices(),
     )
 
 
@@ -152,7 +152,7 @@ async def issue_card(context: Context) -> web.StreamResponse:
         return not_found(context)
     if not person["active"]:
         return await employee(context, 409, "This employee is deactivated.")
-    found = await _company(context)
+    found = await company_of(context)
     try:
         card_token = await cards.issue(
             context.portal, context.viewer, person, found, context.address
@@ -163,7 +163,7 @@ async def issue_card(context: Context) -> web.StreamResponse:
 
 
 async def cards_page(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     rows = await context.portal.pool.fetch(
         """SELECT c.card_token, c.last_four, c.state, c.expiration, u.display_name, u.id
            FROM portal_cards c JOIN portal_users u ON u.id = c.user_id
@@ -174,7 +174,7 @@ async def cards_page(context: Context) -> web.StreamResponse:
 
 
 async def card(context: Context, status: int = 200, error: str | None = None) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     row = await cards.company_card(
         context.portal.pool, found.company_id, context.request.match_info["card_token"]
     )
@@ -192,18 +192,18 @@ async def card(context: Context, status: int = 200, error: str | None = None) ->
         controls=limits,
         transactions=history,
         error=error,
-        categories=_categories(),
+        categories=category_choices(),
     )
 
 
-def _categories() -> list[tuple[str, str]]:
+def category_choices() -> list[tuple[str, str]]:
     from portal.categories import CATEGORIES
 
     return [(category.token, category.name) for category in CATEGORIES]
 
 
 async def card_state(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     row = await cards.company_card(
         context.portal.pool, found.company_id, context.request.match_info["card_token"]
     )
@@ -220,7 +220,7 @@ async def card_state(context: Context) -> web.StreamResponse:
 
 
 async def card_controls(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     row = await cards.company_card(
         context.portal.pool, found.company_id, context.request.match_info["card_token"]
     )
@@ -285,7 +285,7 @@ async def apply_control(context: Context, target: controls.Target, set_by: str) 
 
 
 async def transactions(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     filters = _filters(context.request)
     rows = await queries.company_transactions(context.portal.pool, found, filters)
     return context.render(
@@ -312,14 +312,14 @@ def _month_range(context: Context) -> tuple[str, int, int]:
 
 
 async def reports(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     label, start, until = _month_range(context)
     rows = await queries.report(context.portal.pool, found, start, until)
     return context.render("company/reports.html", company=found, rows=rows, month=label)
 
 
 async def report_csv(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     label, start, until = _month_range(context)
     rows = await queries.report(context.portal.pool, found, start, until)
     buffer = io.StringIO()
@@ -347,7 +347,7 @@ def _cell(text: str) -> str:
 
 
 async def audit_log(context: Context) -> web.StreamResponse:
-    found = await _company(context)
+    found = await company_of(context)
     rows = await context.portal.pool.fetch(
         """SELECT at, actor_email, actor_role, action, target, address FROM portal_audit
            WHERE company_id = $1 ORDER BY id DESC LIMIT 200""",

@@ -158,3 +158,15 @@ def funding(order_token: str, holder_token: str, amount_minor: int, currency: st
             }
         ]
     }
+
+
+def merge(*parts: Document) -> Document:
+    """One document with every part's objects, applied together or not at all."""
+    merged: Document = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, list):
+                merged.setdefault(key, []).extend(value)
+            else:
+                merged[key] = value
+    return merged

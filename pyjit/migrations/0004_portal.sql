@@ -56,6 +56,23 @@ CREATE TABLE portal_cards (
 CREATE INDEX portal_cards_company ON portal_cards (company_id, created_at);
 CREATE INDEX portal_cards_user ON portal_cards (user_id);
 
+-- Employee groups: a control set on a group is loaded for each member (by their user
+-- token), and again for whoever joins the group or gets a first card later.
+CREATE TABLE portal_groups (
+    id bigserial PRIMARY KEY,
+    company_id bigint NOT NULL REFERENCES portal_companies (id),
+    name text NOT NULL,
+    UNIQUE (company_id, name)
+);
+
+CREATE TABLE portal_group_members (
+    group_id bigint NOT NULL REFERENCES portal_groups (id),
+    user_id bigint NOT NULL REFERENCES portal_users (id),
+    PRIMARY KEY (group_id, user_id)
+);
+
+CREATE INDEX portal_group_members_user ON portal_group_members (user_id);
+
 -- One row per control the portal loaded into the engine; `token` is the engine's
 -- velocity or auth control token, so setting the same control again upserts it there too.
 CREATE TABLE portal_controls (
@@ -63,6 +80,8 @@ CREATE TABLE portal_controls (
     company_id bigint REFERENCES portal_companies (id),
     card_token text REFERENCES portal_cards (card_token),
     user_id bigint REFERENCES portal_users (id),
+    -- Set on a group's own row and on each member's copy of it.
+    group_id bigint REFERENCES portal_groups (id),
     kind text NOT NULL CHECK (kind IN ('per_transaction', 'daily', 'monthly', 'mcc_group',
                                        'country')),
     amount_minor bigint,

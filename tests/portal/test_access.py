@@ -27,6 +27,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/company/cards/{card_token}"): {ADMIN},
     ("POST", "/company/cards/{card_token}/state"): {ADMIN},
     ("POST", "/company/cards/{card_token}/controls"): {ADMIN},
+    ("GET", "/company/groups"): {ADMIN},
+    ("POST", "/company/groups"): {ADMIN},
+    ("GET", "/company/groups/{group_id}"): {ADMIN},
+    ("POST", "/company/groups/{group_id}/members"): {ADMIN},
+    ("POST", "/company/groups/{group_id}/controls"): {ADMIN},
     ("GET", "/company/transactions"): {ADMIN},
     ("GET", "/company/reports"): {ADMIN},
     ("GET", "/company/reports.csv"): {ADMIN},
@@ -65,7 +70,12 @@ async def _world(seeder: Seeder) -> dict[str, Any]:
     spare = await seeder.user("spare@first.test", EMPLOYEE, first.company_id)
     other_admin = await seeder.user("admin@second.test", ADMIN, second.company_id, totp=True)
     other = await seeder.user("bob@second.test", EMPLOYEE, second.company_id)
+    group = await seeder.running.pool.fetchval(
+        "INSERT INTO portal_groups (company_id, name) VALUES ($1, 'Sales') RETURNING id",
+        first.company_id,
+    )
     return {
+        "group": group,
         "people": people,
         "card": await seeder.card(people[EMPLOYEE], first),
         "spare": spare,
@@ -76,8 +86,10 @@ async def _world(seeder: Seeder) -> dict[str, Any]:
 
 
 def _path(template: str, world: dict[str, Any]) -> str:
-    return template.replace("{employee_id}", str(world["spare"]["id"])).replace(
-        "{card_token}", world["card"]
+    return (
+        template.replace("{employee_id}", str(world["spare"]["id"]))
+        .replace("{card_token}", world["card"])
+        .replace("{group_id}", str(world["group"]))
     )
 
 
