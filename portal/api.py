@@ -13,8 +13,9 @@ import jwt
 import orjson
 from aiohttp import web
 
-from portal import cards, queries, users
-from portal.gateway import GatewayUnavailable
+from portal import cards, controls, queries, users
+from portal.gateway import GatewayUnavailable, ProgramRejected
+from portal.money import AmountError, parse_amount
 from portal.passwords import verify_password
 from portal.roles import HOLDER_ROLES, SECOND_FACTOR_REQUIRED, Role, Viewer
 from portal.web import PORTAL, Portal, client_address
@@ -194,13 +195,8 @@ async def card_state(request: web.Request) -> web.Response:
         return _json(401, {"error": "missing, expired or invalid access token"})
     portal = request.app[PORTAL]
     action = request.match_info["action"]
-    token_ = request.match_info["card_token"]
-    if viewer.role is Role.COMPANY_ADMIN:
-        assert viewer.company_id is not None
-        card = await cards.company_card(portal.pool, viewer.company_id, token_)
-    elif viewer.role in HOLDER_ROLES:
-        card = await cards.holder_card(portal.pool, viewer.user_id, token_)
-    else:
+    card, set_by = await _card_for(portal, viewer, request.match_info["card_token"])
+    if set_by is None:
         return _json(403, {"error": "this role cannot change cards"})
     if card is None:
         return _json(404, {"error": "no such card"})
@@ -210,7 +206,54 @@ async def card_state(request: web.Request) -> web.Response:
         return _json(409, {"error": str(error)})
     except GatewayUnavailable as error:
         return _json(503, {"error": str(error)})
-    return _json(200, {"token": token_, "state": state})
+    return _json(200, {"token": card["card_token"], "state": state})
+
+
+async def card_limit(request: web.Request) -> web.Response:
+    """Set or remove (amount null) a per-transaction, daily or monthly limit on a card."""
+    viewer = await _bearer(request)
+    if viewer is None:
+        return _json(401, {"error": "missing, expired or invalid access token"})
+    portal = request.app[PORTAL]
+    card, set_by = await _card_for(portal, viewer, request.match_info["card_token"])
+    if set_by is None:
+        return _json(403, {"error": "this role cannot change cards"})
+    if card is None:
+        return _json(404, {"error": "no such card"})
+    body = await _body(request)
+    kind = (body or {}).get("kind")
+    amount = (body or {}).get("amount")
+    if kind not in controls.AMOUNT_KINDS or not (amount is None or isinstance(amount, str)):
+        return _json(
+            400,
+            {
+                "error": "send kind (per_transaction, daily, monthly) and amount "
+                "as decimal text, or null to remove"
+            },
+        )
+    try:
+        minor = None if amount is None else parse_amount(amount, portal.currency)
+        target = controls.Target(card["company_id"], card_token=card["card_token"])
+        await controls.set_amount_limit(
+            portal, viewer, target, kind, minor, set_by, client_address(request)
+        )
+    except (AmountError, controls.ControlError) as error:
+        return _json(400, {"error": str(error)})
+    except ProgramRejected as error:
+        return _json(400, {"error": str(error)})
+    except GatewayUnavailable as error:
+        return _json(503, {"error": str(error)})
+    return _json(200, {"token": card["card_token"], "kind": kind, "amount": amount})
+
+
+async def _card_for(portal: Portal, viewer: Viewer, card_token: str) -> tuple[Any, str | None]:
+    """The card if the viewer may change it, and who they set limits as."""
+    if viewer.role is Role.COMPANY_ADMIN:
+        assert viewer.company_id is not None
+        return await cards.company_card(portal.pool, viewer.company_id, card_token), "company"
+    if viewer.role in HOLDER_ROLES:
+        return await cards.holder_card(portal.pool, viewer.user_id, card_token), "holder"
+    return None, None
 
 
 def install(app: web.Application) -> None:
@@ -218,3 +261,4 @@ def install(app: web.Application) -> None:
     app.router.add_post("/api/v1/token/refresh", refresh)
     app.router.add_get("/api/v1/me/cards", my_cards)
     app.router.add_post("/api/v1/cards/{card_token}/{action:freeze|unfreeze}", card_state)
+    app.router.add_post("/api/v1/cards/{card_token}/limits", card_limit)

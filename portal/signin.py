@@ -100,8 +100,24 @@ async def login(request: web.Request) -> web.StreamResponse:
     else:
         stage = STAGE_SIGNED_IN
     fresh = await portal.sessions.start(found.user_id, stage, session)
+    if stage == STAGE_SIGNED_IN:
+        await _record_sign_in(portal, request, found.user_id, "password")
     target = {STAGE_SECOND_FACTOR: "/login/second-factor", STAGE_ENROL: "/login/enrol"}
     return _redirect(portal, fresh, target.get(stage, "/"))
+
+
+async def _record_sign_in(portal: Portal, request: web.Request, user_id: int, method: str) -> None:
+    viewer = await users.viewer(portal.pool, user_id)
+    if viewer is not None:
+        await audit.record(
+            portal.pool,
+            portal.clock,
+            viewer,
+            "sign_in",
+            viewer.email,
+            client_address(request),
+            {"method": method},
+        )
 
 
 async def _pending(request: web.Request, stage: str) -> tuple[Portal, Session]:
@@ -153,6 +169,7 @@ async def second_factor(request: web.Request) -> web.StreamResponse:
             error="That code is not right. Codes change every 30 seconds.",
         )
     fresh = await portal.sessions.start(session.user_id, STAGE_SIGNED_IN, session)
+    await _record_sign_in(portal, request, session.user_id, "password and second factor")
     return _redirect(portal, fresh, "/")
 
 
@@ -189,6 +206,7 @@ async def enrol(request: web.Request) -> web.StreamResponse:
         )
     codes = await users.finish_enrolment(portal.pool, session.user_id, portal.ids)
     fresh = await portal.sessions.start(session.user_id, STAGE_SIGNED_IN, session)
+    await _record_sign_in(portal, request, session.user_id, "second factor enrolled")
     return _page(portal, fresh, "recovery_codes.html", codes=codes)
 
 

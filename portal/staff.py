@@ -3,6 +3,7 @@ token with its lifecycle, companies, and the audit log."""
 
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from portal import audit, charts, documents, users
@@ -12,6 +13,13 @@ from portal.roles import Role
 from portal.web import Context
 
 WINDOW_MINUTES = 60
+# The webhook tables belong to another part (migration 0003); the page does without them.
+WEBHOOK_QUEUE = """
+SELECT (SELECT count(*) FROM webhook_queue WHERE done_at IS NULL AND dead_at IS NULL)
+           AS waiting,
+       (SELECT count(*) FROM webhook_queue WHERE dead_at IS NOT NULL) AS dead,
+       (SELECT count(*) FROM webhook_parked) AS parked
+"""
 COMPANY_TOKEN_LENGTH = 16
 
 
@@ -79,8 +87,18 @@ def _quantile(buckets: list[tuple[float, float]], count: float, q: float) -> str
 
 
 async def _webhook_figures(context: Context) -> dict[str, Any]:
+    """The PostgreSQL queue's depth and dead letters when that queue exists, and what this
+    process's metrics say (the RabbitMQ consumers report there)."""
     metrics = context.portal.metrics
     figures: dict[str, Any] = {}
+    try:
+        row = await context.portal.pool.fetchrow(WEBHOOK_QUEUE)
+    except asyncpg.UndefinedTableError:
+        row = None
+    if row is not None:
+        figures["queued events"] = row["waiting"]
+        figures["dead letters (queue)"] = row["dead"]
+        figures["parked, waiting for a parent"] = row["parked"]
     if metrics is not None:
         for family in metrics.webhook_queue_depth.collect():
             for sample in family.samples:
