@@ -120,14 +120,21 @@ def owner(holder_token: str, shard_count: int) -> int:
     return max(range(shard_count), key=weight)
 
 
-def holder_of(document: Any) -> str:
-    """The account holder a parsed JIT message names; raises `NoHolder`."""
+def funding_of(document: Any) -> dict[str, Any]:
+    """The `jit_funding` object of a parsed JIT message (`gpa_order` or, for money going
+    back, `gpa_order_unload`); raises `NoHolder` when there is none."""
     if not isinstance(document, dict):
         raise NoHolder("$", "the body is not a JSON object")
     order = document.get("gpa_order") or document.get("gpa_order_unload")
     funding = order.get("jit_funding") if isinstance(order, dict) else None
     if not isinstance(funding, dict):
         raise NoHolder("gpa_order.jit_funding", "missing")
+    return funding
+
+
+def holder_of(document: Any) -> str:
+    """The account holder a parsed JIT message names; raises `NoHolder`."""
+    funding = funding_of(document)
     for name in ("business_token", "user_token"):
         token = funding.get(name)
         if isinstance(token, str) and token:

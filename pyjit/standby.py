@@ -42,20 +42,20 @@ async def follow_and_take_over(
     lock = asyncio.create_task(locker.execute("SELECT pg_advisory_lock($1)", JOURNAL_WRITER_LOCK))
     stopping = asyncio.create_task(stop.wait())
     log.info("standby: following the journal from seq %d", engine.last_seq)
+    taken = False
     try:
-        while not lock.done():
+        while not lock.done() and not stopping.done():
             await asyncio.wait([lock, stopping], timeout=poll_s, return_when="FIRST_COMPLETED")
-            if stopping.done() and not lock.done():
-                return None
             await tail(pool, engine)
-        lock.result()
-    except BaseException:
-        lock.cancel()
-        await asyncio.gather(lock, return_exceptions=True)
-        await locker.close()
-        raise
+        taken = lock.done() and lock.result() is not None
     finally:
         stopping.cancel()
+        if not taken:
+            lock.cancel()
+            await asyncio.gather(lock, return_exceptions=True)
+            await locker.close()
+    if not taken:
+        return None
 
     locked_ns = clock.monotonic_ns()
     applied = await tail(pool, engine)

@@ -28,6 +28,7 @@ import orjson
 
 from pyjit._engine import TokenConflict
 from pyjit.decider import Answer, Decider
+from pyjit.routing import funding_of
 from pyjit.rpc import money
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,10 @@ class StandInPolicy:
 
     def answer(self, document: dict[str, Any]) -> tuple[bool, bytes]:
         """(approved, the processor's JSON body) for a message parsed with exact decimals."""
-        funding = document["gpa_order"]["jit_funding"]
+        funding = funding_of(document)
         method = str(funding.get("method", ""))
-        approved = is_informative(method) or self._approves(document, method)
-        reply = {
+        approved = is_informative(method) or self._approves(document, funding, method)
+        reply: dict[str, Any] = {
             key: _plain(funding[key])
             for key in ("token", "method", "user_token", "business_token", "amount")
             if key in funding
@@ -99,7 +100,7 @@ class StandInPolicy:
             reply["decline_reason"] = STANDIN_DECLINE_REASON
         return approved, orjson.dumps({"jit_funding": reply})
 
-    def _approves(self, document: dict[str, Any], method: str) -> bool:
+    def _approves(self, document: dict[str, Any], funding: dict[str, Any], method: str) -> bool:
         if self.approve_up_to_minor <= 0 or method not in STANDIN_METHODS:
             return False
         if document.get("currency_code", self.currency) != self.currency:
@@ -111,9 +112,7 @@ class StandInPolicy:
         if not any(low <= mcc <= high for low, high in self.mcc_ranges):
             return False
         try:
-            amount = money.to_minor(
-                str(document["gpa_order"]["jit_funding"]["amount"]), self.currency
-            )
+            amount = money.to_minor(str(funding["amount"]), self.currency)
         except (KeyError, money.AmountError):
             return False
         return 0 <= amount <= self.approve_up_to_minor
@@ -152,7 +151,7 @@ async def record(
 ) -> tuple[int, bytes]:
     """Commit a stand-in answer and return the one to send: the first one recorded for the
     token, so a message that comes again gets the same answer."""
-    funding = document["gpa_order"]["jit_funding"]
+    funding = funding_of(document)
     status = 200 if approved else 402
     reason = None if approved else STANDIN_DECLINE_REASON
     row = await pool.fetchrow(
@@ -182,9 +181,10 @@ async def apply_standin(
     """Make an edge's stand-in answer the decider's own (see the module's docstring)."""
     received_ns = decider.clock.monotonic_ns()
     document = orjson.loads(message)
-    method = document["gpa_order"]["jit_funding"]["method"]
+    funding = funding_of(document)
+    method = funding.get("method")
     if approved and method in STANDIN_METHODS:
-        document["gpa_order"]["jit_funding"]["method"] = STANDIN_METHODS[method]
+        funding["method"] = STANDIN_METHODS[method]
         try:
             answer = await decider.decide(orjson.dumps(document), received_ns)
         except TokenConflict:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 JIT_BODY_MAX = 64 * 1024
 ADMIN_BODY_MAX = 64 * 1024 * 1024
 PROGRAM_TIMEOUT_S = 60.0
+# Short: a shard that is still away holds up the stand-ins queued behind its own.
+DELIVERY_TIMEOUT_S = 2.0
 JSON = "application/json"
 # Codes that mean "the decider did not decide this in time": answer by stand-in.
 STAND_IN_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -144,5 +146,5 @@ async def deliver_standin(router: Router, holder: str, message: bytes, approved:
     """Hand one recorded stand-in to its owning decider; the result's name."""
     shard = router.shard_for(holder)
     request = jit_pb2.ApplyStandInRequest(raw=message, approved=approved)
-    response = await router.jit[shard].ApplyStandIn(request, timeout=10.0)
+    response = await router.jit[shard].ApplyStandIn(request, timeout=DELIVERY_TIMEOUT_S)
     return jit_pb2.ApplyStandInResponse.Result.Name(response.result)

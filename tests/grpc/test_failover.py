@@ -94,3 +94,16 @@ async def test_primary_killed_mid_load_hands_over_without_losing_an_answer(
             found = await accounts.GetBalance(accounts_pb2.GetBalanceRequest(account_token=holder))
             assert found.held.amount_minor == 100_00 and found.available.amount_minor == 0
     print(f"load with a primary killed after {KILL_AFTER} answers finished {handover_s:.2f}s later")
+
+
+async def test_a_standby_stopped_before_taking_over_exits_cleanly(
+    cluster: Cluster, database_url: str
+) -> None:
+    primary = cluster.start("decider", database_url)
+    await wait_serving(primary)
+    standby = cluster.start("decider", database_url, standby=True)
+    await wait_following(standby)
+
+    assert standby.terminate() == 0
+    assert "took the writer lease" not in standby.log()
+    assert primary.process.poll() is None
