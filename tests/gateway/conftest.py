@@ -25,6 +25,8 @@ def gateway_config(database_url: str, **overrides: Any) -> Config:
     config = Config(
         database_url=database_url,
         http_addr=Address("127.0.0.1", 0),
+        # The process serves gRPC too; port 0 keeps concurrent test runs from colliding.
+        grpc_addr=Address("127.0.0.1", 0),
         gateway_username=USERNAME,
         gateway_password=PASSWORD,
         expiry_interval_s=3600,
