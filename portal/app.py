@@ -70,6 +70,8 @@ ROUTES = (
     Route("GET", "/company/reports", company.reports, COMPANY_ADMIN),
     Route("GET", "/company/reports.csv", company.report_csv, COMPANY_ADMIN),
     Route("GET", "/company/audit", company.audit_log, COMPANY_ADMIN),
+    Route("GET", "/company/settings", company.settings_page, COMPANY_ADMIN),
+    Route("POST", "/company/settings/admins", company.invite_admin, COMPANY_ADMIN),
     Route("GET", "/me", holder.dashboard, HOLDERS),
     Route("GET", "/me/transactions", holder.transactions, HOLDERS),
     Route("GET", "/me/cards/{card_token}", holder.card, HOLDERS),

@@ -354,3 +354,39 @@ async def audit_log(context: Context) -> web.StreamResponse:
         found.company_id,
     )
     return context.render("audit.html", company=found, rows=rows)
+
+
+async def settings_page(context: Context, status: int = 200, **extra: Any) -> web.StreamResponse:
+    found = await company_of(context)
+    admins = await context.portal.pool.fetch(
+        "SELECT display_name, email, totp_enabled FROM portal_users "
+        "WHERE company_id = $1 AND role = 'company_admin' AND active ORDER BY display_name",
+        found.company_id,
+    )
+    values = {"invite_link": None, "error": None, **extra}
+    return context.render("company/settings.html", status, company=found, admins=admins, **values)
+
+
+async def invite_admin(context: Context) -> web.StreamResponse:
+    """Another admin for the company; they enrol a second factor at their first sign-in."""
+    found = await company_of(context)
+    email = context.form.get("email", "").strip()
+    name = context.form.get("name", "").strip()[:100]
+    if "@" not in email or not name or len(email) > 320:
+        return await settings_page(context, 400, error="Enter the admin's name and email.")
+    portal = context.portal
+    async with portal.pool.acquire() as connection, connection.transaction():
+        try:
+            user_id = await users.create_user(
+                connection, email, name, Role.COMPANY_ADMIN, company_id=found.company_id
+            )
+        except users.UserError as error:
+            return await settings_page(context, 409, error=str(error))
+        secret = await users.issue_invite(
+            connection, user_id, portal.clock, portal.ids, portal.settings.invite_valid_s
+        )
+        await audit.record(
+            connection, portal.clock, context.viewer, "invite_admin", email, context.address
+        )
+    link = f"{context.request.scheme}://{context.request.host}/invite/{secret}"
+    return await settings_page(context, 201, invite_link=link)

@@ -36,6 +36,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/company/reports"): {ADMIN},
     ("GET", "/company/reports.csv"): {ADMIN},
     ("GET", "/company/audit"): {ADMIN},
+    ("GET", "/company/settings"): {ADMIN},
+    ("POST", "/company/settings/admins"): {ADMIN},
     ("GET", "/me"): {EMPLOYEE, HOLDER},
     ("GET", "/me/transactions"): {EMPLOYEE, HOLDER},
     ("GET", "/me/cards/{card_token}"): {EMPLOYEE, HOLDER},

@@ -81,6 +81,7 @@ async def _sign_in_enrolling(page: Page, url: str, email: str) -> None:
     await expect(
         page.get_by_role("img", name="QR code to scan with an authenticator app")
     ).to_be_visible()
+    await _shot(page, "enrol-second-factor")
     secret = (await page.locator("#totp-secret").inner_text()).strip()
     await page.get_by_label("Code shown by the app").fill(pyotp.TOTP(secret).now())
     await page.get_by_role("button", name="Turn on").click()
@@ -193,6 +194,12 @@ async def test_company_flow_in_a_real_browser(running: Running, chromium: Browse
     assert exported.splitlines()[0] == "month,employee,category,purchases,amount,currency"
     assert "Ann Lee,Groceries,2,21.00,USD" in exported
 
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_label("Full name").fill("Dan Deputy")
+    await page.get_by_label("Email").fill("dan@acme.test")
+    await page.get_by_role("button", name="Invite an admin").click()
+    await expect(page.locator("#invite-link")).to_contain_text("/invite/")
+    await _shot(page, "company-settings")
     await page.get_by_role("button", name="Sign out", exact=True).click()
     await _employee_unfreezes(chromium, running, employee_link, card, holder)
 
