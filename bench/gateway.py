@@ -54,6 +54,8 @@ def environment(database: str, port: int, home: Path) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
         "PYJIT_HTTP_ADDR": f"127.0.0.1:{port}",
+        # The process serves gRPC too; never the default port another run may hold.
+        "PYJIT_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "PYJIT_HOME": str(home),
         "PYJIT_GATEWAY_USERNAME": USERNAME,
         "PYJIT_GATEWAY_PASSWORD": PASSWORD,

@@ -70,6 +70,8 @@ def server_env(database_url: str, port: int, home: Path) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "PYJIT_HTTP_ADDR": f"127.0.0.1:{port}",
+        # The process serves gRPC too; never the default port another run may hold.
+        "PYJIT_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "PYJIT_HOME": str(home),
         "PYJIT_GATEWAY_USERNAME": USERNAME,
         "PYJIT_GATEWAY_PASSWORD": PASSWORD,
