@@ -87,7 +87,11 @@ class DeciderServer:
 
     async def start(self, address: Address) -> int:
         """Listen on `address` (port 0 picks one); returns the port."""
-        self.port = self.server.add_insecure_port(str(address))
+        try:
+            self.port = self.server.add_insecure_port(str(address))
+        except RuntimeError as error:
+            # Most often the port is taken; say so as an OSError, as an HTTP bind would.
+            raise OSError(f"cannot listen for gRPC on {address}: {error}") from error
         if self.port == 0:
             raise OSError(f"cannot listen for gRPC on {address}")
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
