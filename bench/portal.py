@@ -230,22 +230,7 @@ async def _bench(database_url: str, requests: int) -> None:
         f"seeded 2 companies x {CARDS} cards x {TRANSACTIONS} transactions "
         f"in {time.perf_counter() - started:.1f} s"
     )
-    secret = pyotp.random_base32()
-    async with pool.acquire() as connection:
-        await users.create_user(
-            connection, "boss@bench.test", "Boss", Role.COMPANY_ADMIN, PASSWORD, company["id"]
-        )
-        await connection.execute(
-            "UPDATE portal_users SET totp_secret = $1, totp_enabled = true, password_hash = $2 "
-            "WHERE email = 'boss@bench.test'",
-            secret,
-            hash_password(PASSWORD),
-        )
-        await connection.execute(
-            "UPDATE portal_users SET password_hash = $2 WHERE id = $1",
-            company["person"],
-            hash_password(PASSWORD),
-        )
+    secret = await _people(pool, company)
     employee_email = await pool.fetchval(
         "SELECT email FROM portal_users WHERE id = $1", company["person"]
     )
@@ -298,6 +283,28 @@ async def _bench(database_url: str, requests: int) -> None:
         await client.delete(*keys)
     await redis.close()
     await pool.close()
+
+
+async def _people(pool: asyncpg.Pool, company: dict[str, Any]) -> str:
+    """A company admin with a second factor and a password for one employee; the admin's
+    TOTP secret."""
+    secret = pyotp.random_base32()
+    async with pool.acquire() as connection:
+        await users.create_user(
+            connection, "boss@bench.test", "Boss", Role.COMPANY_ADMIN, PASSWORD, company["id"]
+        )
+        await connection.execute(
+            "UPDATE portal_users SET totp_secret = $1, totp_enabled = true, password_hash = $2 "
+            "WHERE email = 'boss@bench.test'",
+            secret,
+            hash_password(PASSWORD),
+        )
+        await connection.execute(
+            "UPDATE portal_users SET password_hash = $2 WHERE id = $1",
+            company["person"],
+            hash_password(PASSWORD),
+        )
+    return secret
 
 
 async def _round(
