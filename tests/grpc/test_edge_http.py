@@ -1,0 +1,68 @@
+"""The edge's HTTP face: bad input gets the same precise 4xx as the all-in-one gateway, the
+field named, whether the edge finds the fault itself (no JSON, no holder) or the decider
+behind it does (an amount with too many decimals, a reused token, a bad program)."""
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.grpc.cluster import (
+    AUTH,
+    Cluster,
+    Served,
+    jit_body,
+    post_jit,
+    post_program,
+    program,
+    wait_http,
+    wait_serving,
+)
+
+
+@pytest.fixture
+async def edge(cluster: Cluster, database_url: str, second_database_url: str) -> Served:
+    decider = cluster.start("decider", database_url)
+    started = cluster.start("edge", second_database_url, shards=decider.grpc_addr)
+    await wait_serving(decider)
+    await wait_http(started)
+    async with aiohttp.ClientSession() as session:
+        await post_program(session, started.http_url, program("50.00"))
+    return started
+
+
+def without_holder() -> bytes:
+    document = orjson.loads(jit_body("n1"))
+    del document["gpa_order"]["jit_funding"]["user_token"]
+    return orjson.dumps(document)
+
+
+async def test_bad_input_is_refused_with_the_field_named(edge: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        assert (await post_jit(session, edge.http_url, jit_body("a1"), auth="Basic eDp5"))[0] == 401
+        cases = [
+            (b"{not json", 400, "$"),
+            (without_holder(), 400, "gpa_order.jit_funding.user_token"),
+            (jit_body("a2", "1.001"), 400, "gpa_order.jit_funding.amount"),
+        ]
+        for body, status, field in cases:
+            answer = await post_jit(session, edge.http_url, body)
+            assert (answer[0], orjson.loads(answer[1])["field"]) == (status, field)
+
+        assert (await post_jit(session, edge.http_url, jit_body("a3", "2.00")))[0] == 200
+        reused = await post_jit(session, edge.http_url, jit_body("a3", "3.00"))
+        assert reused[0] == 409
+
+        bad = {"cards": [{"token": "c7", "user_token": "nobody", "card_product_token": "p1"}]}
+        async with session.post(
+            f"{edge.http_url}/admin/program",
+            data=orjson.dumps(bad),
+            headers={"Authorization": "Basic " + "eDp5"},
+        ) as response:
+            assert response.status == 401
+        async with session.post(
+            f"{edge.http_url}/admin/program",
+            data=orjson.dumps(bad),
+            headers={"Authorization": AUTH},
+        ) as response:
+            payload = orjson.loads(await response.read())
+            assert response.status == 400 and payload["field"] == "cards[0].user_token"
