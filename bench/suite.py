@@ -113,6 +113,7 @@ def replay_load(
     return {
         "rate_target_per_second": rate,
         "concurrency": concurrency,
+        "transactions": len(transactions),
         "messages_sent": report["messages_sent"],
         "approved": report["approved"],
         "declined": report["declined"],

@@ -201,10 +201,14 @@ def log_decision(
 
 
 def log_rejected(token: str | None, field: str, error: str, status: int) -> None:
-    decisions.warning(
-        "rejected",
-        extra={"fields": {"token": token, "field": field, "error": error, "status": status}},
-    )
+    # A refused body is untrusted: its token and the error quoting it may hold anything.
+    fields = {
+        "token": mask(token) if token is not None else None,
+        "field": field,
+        "error": mask(error),
+        "status": status,
+    }
+    decisions.warning("rejected", extra={"fields": fields})
 
 
 @web.middleware
