@@ -107,17 +107,27 @@ def _recovery_lines(result: dict[str, Any]) -> list[str]:
 def _grpc_lines(grpc: dict[str, Any]) -> list[str]:
     if not grpc.get("available"):
         return ["## gRPC", "", f"- not measured: {grpc.get('why')}"]
-    lines = ["## gRPC", "", "| call | throughput/s | p50 ms | p99 ms | p99.9 ms |"]
-    lines.append("|---|---:|---:|---:|---:|")
-    for name in ("unary", "streaming"):
-        run = grpc.get(name)
-        if not run:
+    lines = ["## gRPC (bench/grpc.py)", ""]
+    lines += ["| run | messages | throughput/s | p50 ms | p90 ms | p99 ms |"]
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for name, run in grpc.items():
+        if not isinstance(run, dict) or "latency_ms" not in run:
             continue
-        latency = run.get("latency_ms", {})
+        latency = run["latency_ms"]
         lines.append(
-            f"| {name} | {run.get('throughput_per_second', 0):.0f} | {latency.get('p50', 0):.3f} "
-            f"| {latency.get('p99', 0):.3f} | {latency.get('p99.9', 0):.3f} |"
+            f"| {name} | {run.get('messages', '')} | {run['throughput_per_second']:.0f} "
+            f"| {latency['p50']:.3f} | {latency['p90']:.3f} | {latency['p99']:.3f} |"
         )
+    hop = grpc.get("edge_hop_ratio")
+    if hop:
+        lines.append("")
+        lines.append(
+            f"- HTTP through an edge to a decider: {hop['throughput']:.2f}x the all-in-one "
+            f"throughput, {hop['p99']:.2f}x its p99"
+        )
+    failover = (grpc.get("failover") or {}).get("primary_killed_to_first_standby_answer_s")
+    if failover is not None:
+        lines.append(f"- failover: primary killed to first standby answer in {failover:.3f} s")
     return lines
 
 

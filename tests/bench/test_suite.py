@@ -85,6 +85,18 @@ def test_engine_figures_were_read(report: tuple[dict[str, Any], Path]) -> None:
         assert 0 < stage["p50_us"] <= stage["p99_us"] <= stage["p99_9_us"]
 
 
+def test_grpc_runs_are_complete_when_measured(report: tuple[dict[str, Any], Path]) -> None:
+    grpc = report[0]["grpc"]
+    if not grpc["available"]:
+        assert grpc["why"]
+        return
+    for name in ("unary", "streaming"):
+        run = grpc[name]
+        latency = run["latency_ms"]
+        ordered = [latency[key] for key in ("p50", "p90", "p99")]
+        assert run["messages"] > 0 and ordered == sorted(ordered) and ordered[0] > 0, name
+
+
 def test_report_files_exist(report: tuple[dict[str, Any], Path]) -> None:
     result, out = report
     markdown = (out / "report.md").read_text()
