@@ -216,9 +216,17 @@ async def test_second_server_on_the_same_journal_refuses_to_start(
     assert await gateway.journal_count("still-the-writer") == 1
 
 
+# Advisory locks are per database, and other tests' servers hold the same key in theirs.
+THIS_DATABASE = " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 LEASE_HOLDER = (
     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND ((classid::bigint << 32) | objid::bigint) = $1"
+    " AND ((classid::bigint << 32) | objid::bigint) = $1" + THIS_DATABASE
+)
+
+
+WAITING_FOR_LEASE = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND ((classid::bigint << 32) | objid::bigint) = $1" + THIS_DATABASE
 )
 
 
@@ -259,17 +267,22 @@ async def test_losing_the_lease_to_another_process_stops_the_server(gateway: Gat
     from pyjit.lease import JOURNAL_WRITER_LOCK
 
     connection, pid = await lease_backend(gateway)
+    import asyncpg
+
+    thief = await asyncpg.connect(gateway.database_url)
     try:
-        await connection.execute("SELECT pg_terminate_backend($1)", pid)
-        taken = False
-        for _ in range(50):
-            taken = await connection.fetchval(
-                "SELECT pg_try_advisory_lock($1)", JOURNAL_WRITER_LOCK
-            )
-            if taken:
+        # Queued behind the server's session, the thief is granted the lock the moment that
+        # session ends, before the server's next attempt to take it again.
+        stolen = asyncio.create_task(
+            thief.execute("SELECT pg_advisory_lock($1)", JOURNAL_WRITER_LOCK)
+        )
+        for _ in range(1000):
+            if await connection.fetchval(WAITING_FOR_LEASE, JOURNAL_WRITER_LOCK):
                 break
             await asyncio.sleep(0.01)
-        assert taken
+        await connection.execute("SELECT pg_terminate_backend($1)", pid)
+        await asyncio.wait_for(stolen, 10)
         await asyncio.wait_for(gateway.task, 30)
     finally:
+        await thief.close()
         await connection.close()
