@@ -89,17 +89,24 @@ def transition(
 
 def association_of(association: controls_pb2.Association) -> dict[str, str]:
     names = ("user_token", "card_product_token", "card_token", "business_token")
-    given = {name: getattr(association, name) for name in names if getattr(association, name)}
-    if len(given) > 1:
-        raise invalid("association", "set at most one token")
-    return given
+    return _at_most_one(association, names, "association", "set at most one token")
 
 
 def scope_of(scope: controls_pb2.MerchantScope) -> dict[str, str]:
     names = ("mid", "mcc", "mcc_group", "country")
-    given = {name: getattr(scope, name) for name in names if getattr(scope, name)}
+    message = "set at most one of mid, mcc, mcc_group, country"
+    return _at_most_one(scope, names, "merchant_scope", message)
+
+
+def _at_most_one(
+    message: controls_pb2.Association | controls_pb2.MerchantScope,
+    names: tuple[str, ...],
+    field: str,
+    problem: str,
+) -> dict[str, str]:
+    given = {name: getattr(message, name) for name in names if getattr(message, name)}
     if len(given) > 1:
-        raise invalid("merchant_scope", "set at most one of mid, mcc, mcc_group, country")
+        raise invalid(field, problem)
     return given
 
 

@@ -172,3 +172,13 @@ async def post_program(session: aiohttp.ClientSession, url: str, document: Any) 
         payload = orjson.loads(await response.read())
         assert response.status == 200, payload
         return payload
+
+
+async def decision_tokens(database_url: str) -> set[str]:
+    """The JIT tokens with a decision in the journal of `database_url`."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT token FROM journal WHERE kind = 'decision'")
+    finally:
+        await connection.close()
+    return {row["token"] for row in rows}

@@ -5,23 +5,13 @@ has begun get UNAVAILABLE; the process exits cleanly."""
 import asyncio
 import signal
 
-import asyncpg
 import grpc
 import orjson
 
 from pyjit.v1 import jit_pb2, jit_pb2_grpc, program_pb2, program_pb2_grpc
-from tests.grpc.cluster import Cluster, jit_body, program, wait_serving
+from tests.grpc.cluster import Cluster, decision_tokens, jit_body, program, wait_serving
 
 CALLS = 400
-
-
-async def journal_tokens(database_url: str) -> set[str]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch("SELECT token FROM journal WHERE kind = 'decision'")
-    finally:
-        await connection.close()
-    return {row["token"] for row in rows}
 
 
 async def test_stop_finishes_in_flight_calls_and_refuses_later_ones(
@@ -55,6 +45,6 @@ async def test_stop_finishes_in_flight_calls_and_refuses_later_ones(
     assert set(outcomes.values()) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
     answered = {token for token, code in outcomes.items() if code == grpc.StatusCode.OK}
     refused = set(outcomes) - answered
-    journaled = await journal_tokens(database_url)
+    journaled = await decision_tokens(database_url)
     assert answered and answered <= journaled and not refused & journaled
     assert with_stop_begun[1] == grpc.StatusCode.UNAVAILABLE

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 
 import aiohttp
-import asyncpg
 import grpc
 import orjson
 
@@ -15,6 +14,7 @@ from pyjit.routing import owner
 from pyjit.v1 import accounts_pb2, accounts_pb2_grpc
 from tests.grpc.cluster import (
     Cluster,
+    decision_tokens,
     jit_body,
     post_jit,
     post_program,
@@ -25,15 +25,6 @@ from tests.grpc.cluster import (
 
 USERS = 8
 TRIES = 30
-
-
-async def decision_tokens(database_url: str) -> set[str]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch("SELECT token FROM journal WHERE kind = 'decision'")
-    finally:
-        await connection.close()
-    return {row["token"] for row in rows}
 
 
 async def test_two_shards_keep_one_writer_per_account(
