@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from portal import audit, documents, groups
+from portal.gateway import GatewayUnavailable
 from portal.queries import Company
 from portal.roles import Viewer
 from portal.web import Portal
@@ -115,3 +116,17 @@ async def change_state(portal: Portal, viewer: Viewer, card: Any, action: str, a
             connection, portal.clock, viewer, action, card["card_token"], address, {"state": state}
         )
     return state
+
+
+async def state_from_form(
+    portal: Portal, viewer: Viewer, card: Any, form: Any, address: str
+) -> tuple[int, str] | None:
+    """Apply a posted freeze/unfreeze; the status and problem to show, or None when done."""
+    action = form.get("action", "")
+    if action not in STATES:
+        return 400, "Choose freeze or unfreeze."
+    try:
+        await change_state(portal, viewer, card, action, address)
+    except (ValueError, GatewayUnavailable) as error:
+        return 409, str(error)
+    return None

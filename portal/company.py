@@ -60,32 +60,34 @@ async def employees(context: Context, status: int = 200, **extra: Any) -> web.St
 
 
 async def invite(context: Context) -> web.StreamResponse:
+    outcome = await _invite(context, Role.EMPLOYEE, "invite_employee")
+    if isinstance(outcome, tuple):
+        return await employees(context, outcome[0], error=outcome[1])
+    return await employees(context, 201, invite_link=outcome)
+
+
+async def _invite(context: Context, role: Role, action: str) -> str | tuple[int, str]:
+    """Create a person of the company from the posted name and email, with a one-time
+    link to set their password: the link, or a status and problem."""
     found = await company_of(context)
     email = context.form.get("email", "").strip()
     name = context.form.get("name", "").strip()[:100]
     if "@" not in email or not name or len(email) > 320:
-        return await employees(context, 400, error="Enter the employee's name and email.")
+        return 400, "Enter their name and email."
     portal = context.portal
+    holder = cards.new_holder_token(portal) if role is Role.EMPLOYEE else None
     async with portal.pool.acquire() as connection, connection.transaction():
         try:
             user_id = await users.create_user(
-                connection,
-                email,
-                name,
-                Role.EMPLOYEE,
-                company_id=found.company_id,
-                holder_token=cards.new_holder_token(portal),
+                connection, email, name, role, company_id=found.company_id, holder_token=holder
             )
         except users.UserError as error:
-            return await employees(context, 409, error=str(error))
+            return 409, str(error)
         secret = await users.issue_invite(
             connection, user_id, portal.clock, portal.ids, portal.settings.invite_valid_s
         )
-        await audit.record(
-            connection, portal.clock, context.viewer, "invite_employee", email, context.address
-        )
-    link = f"{context.request.scheme}://{context.request.host}/invite/{secret}"
-    return await employees(context, 201, invite_link=link)
+        await audit.record(connection, portal.clock, context.viewer, action, email, context.address)
+    return f"{context.request.scheme}://{context.request.host}/invite/{secret}"
 
 
 async def _employee(context: Context) -> Any:
@@ -209,13 +211,11 @@ async def card_state(context: Context) -> web.StreamResponse:
     )
     if row is None:
         return not_found(context)
-    action = context.form.get("action", "")
-    if action not in cards.STATES:
-        return await card(context, 400, "Choose freeze or unfreeze.")
-    try:
-        await cards.change_state(context.portal, context.viewer, row, action, context.address)
-    except (ValueError, GatewayUnavailable) as error:
-        return await card(context, 409, str(error))
+    problem = await cards.state_from_form(
+        context.portal, context.viewer, row, context.form, context.address
+    )
+    if problem is not None:
+        return await card(context, *problem)
     return see_other(f"/company/cards/{row['card_token']}")
 
 
@@ -369,24 +369,7 @@ async def settings_page(context: Context, status: int = 200, **extra: Any) -> we
 
 async def invite_admin(context: Context) -> web.StreamResponse:
     """Another admin for the company; they enrol a second factor at their first sign-in."""
-    found = await company_of(context)
-    email = context.form.get("email", "").strip()
-    name = context.form.get("name", "").strip()[:100]
-    if "@" not in email or not name or len(email) > 320:
-        return await settings_page(context, 400, error="Enter the admin's name and email.")
-    portal = context.portal
-    async with portal.pool.acquire() as connection, connection.transaction():
-        try:
-            user_id = await users.create_user(
-                connection, email, name, Role.COMPANY_ADMIN, company_id=found.company_id
-            )
-        except users.UserError as error:
-            return await settings_page(context, 409, error=str(error))
-        secret = await users.issue_invite(
-            connection, user_id, portal.clock, portal.ids, portal.settings.invite_valid_s
-        )
-        await audit.record(
-            connection, portal.clock, context.viewer, "invite_admin", email, context.address
-        )
-    link = f"{context.request.scheme}://{context.request.host}/invite/{secret}"
-    return await settings_page(context, 201, invite_link=link)
+    outcome = await _invite(context, Role.COMPANY_ADMIN, "invite_admin")
+    if isinstance(outcome, tuple):
+        return await settings_page(context, outcome[0], error=outcome[1])
+    return await settings_page(context, 201, invite_link=outcome)

@@ -96,12 +96,8 @@ async def set_control(
         (member_token(m["holder_token"], group["id"], kind, value), m["id"]) for m in members
     ]
     async with portal.pool.acquire() as connection, connection.transaction():
-        await connection.executemany(
-            """INSERT INTO portal_controls (token, company_id, user_id, group_id, kind,
-                                            amount_minor, scope_value, set_by, active)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, 'company', $8)
-               ON CONFLICT (token) DO UPDATE SET amount_minor = EXCLUDED.amount_minor,
-                   active = EXCLUDED.active, updated_at = now()""",
+        await store_member_rows(
+            connection,
             [
                 (
                     token,

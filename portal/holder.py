@@ -49,13 +49,11 @@ async def card_state(context: Context) -> web.StreamResponse:
     )
     if row is None:
         return not_found(context)
-    action = context.form.get("action", "")
-    if action not in cards.STATES:
-        return await dashboard(context, 400, "Choose freeze or unfreeze.")
-    try:
-        await cards.change_state(context.portal, context.viewer, row, action, context.address)
-    except (ValueError, GatewayUnavailable) as error:
-        return await dashboard(context, 409, str(error))
+    problem = await cards.state_from_form(
+        context.portal, context.viewer, row, context.form, context.address
+    )
+    if problem is not None:
+        return await dashboard(context, *problem)
     return see_other("/me")
 
 

@@ -5,7 +5,6 @@ over HTTP from the gateway at PYJIT_GATEWAY_URL with the admin credentials)."""
 import asyncio
 import logging
 import os
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,11 +46,11 @@ def attach(app: web.Application, state: ServerState) -> None:
 async def serve_portal(
     config: Config,
     clock: Clock,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event,
     on_listening: Callable[[str], Awaitable[None] | None] | None = None,
 ) -> None:
-    """Run the portal alone until `stop` is set or SIGTERM/SIGINT arrives."""
-    stop = stop or _stop_on_signals()
+    """Run the portal alone until `stop` is set (`pyjit serve --role portal` sets it on
+    SIGTERM or SIGINT)."""
     database = await asyncio.to_thread(open_database, config.database_url, config.home)
     try:
         await wait_for_database(database.url)
@@ -99,11 +98,3 @@ async def _run(
     finally:
         await runner.cleanup()
         await redis.close()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    return stop

@@ -26,6 +26,7 @@ ISSUER = "pyjit portal"
 STAGE_SECOND_FACTOR = "second_factor"
 STAGE_ENROL = "enrol"
 STAGE_SIGNED_IN = "signed_in"
+LOCKED = "Too many failed attempts. Wait 15 minutes and try again."
 
 
 async def _session(portal: Portal, request: web.Request) -> Session | None:
@@ -77,7 +78,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             "login.html",
             429,
             email=email,
-            error="Too many failed attempts. Wait 15 minutes and try again.",
+            error=LOCKED,
         )
     found = await users.credentials(portal.pool, email)
     stored = found.password_hash if found else None
@@ -149,7 +150,7 @@ async def second_factor(request: web.Request) -> web.StreamResponse:
             session,
             "second_factor.html",
             429,
-            error="Too many failed attempts. Wait 15 minutes and try again.",
+            error=LOCKED,
         )
     code = str(form.get("code", ""))
     secret = await portal.pool.fetchval(
