@@ -79,7 +79,9 @@ async def _run(
         gateway_url, (config.gateway_username, config.gateway_password), config.admin_credentials
     )
     metrics = Metrics()
-    app = build_app(make_portal(pool, redis, loader, settings, clock, SystemIds(), metrics))
+    portal = make_portal(pool, redis, loader, settings, clock, SystemIds(), metrics)
+    portal.gateway_url = gateway_url
+    app = build_app(portal)
     mount(app, metrics)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()

@@ -3,8 +3,11 @@ token with its lifecycle, companies, and the audit log."""
 
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp import web
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from portal import audit, charts, documents, users
 from portal.gateway import GatewayUnavailable, ProgramRejected
@@ -52,30 +55,60 @@ async def overview(context: Context) -> web.StreamResponse:
         per_minute=round(total / WINDOW_MINUTES, 1),
         approval_rate=f"{approved * 100 / total:.1f} %" if total else "—",
         reasons=reasons,
-        gateway=_gateway_figures(context),
+        gateway=await _gateway_figures(context),
         webhooks=await _webhook_figures(context),
     )
 
 
-def _gateway_figures(context: Context) -> dict[str, Any]:
-    """Latency percentiles from this process's metrics, when the gateway runs here."""
-    metrics = context.portal.metrics
-    if metrics is None:
-        return {}
-    buckets: list[tuple[float, float]] = []
-    count = 0.0
-    for family in metrics.decision_seconds.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                buckets.append((float(sample.labels["le"]), sample.value))
-            elif sample.name.endswith("_count"):
-                count = sample.value
-    if count == 0:
+DECISION_HISTOGRAM = "pyjit_jit_decision_seconds"
+METRICS_TIMEOUT_S = 2.0
+
+
+async def _gateway_figures(context: Context) -> dict[str, Any]:
+    """Latency percentiles of the gateway's decisions: from this process's metrics when it
+    decides here, else from the gateway's /metrics (the portal served alone)."""
+    portal = context.portal
+    families: list[Metric] = []
+    if portal.metrics is not None:
+        families = list(portal.metrics.decision_seconds.collect())
+    if not _count(families) and portal.gateway_url:
+        families = await _remote_families(portal.gateway_url)
+    count = _count(families)
+    if not count:
         return {"decisions": 0}
+    buckets = [
+        (float(sample.labels["le"]), sample.value)
+        for family in families
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    ]
     return {
         "decisions": int(count),
         **{name: _quantile(buckets, count, q) for name, q in (("p50", 0.5), ("p99", 0.99))},
     }
+
+
+def _count(families: list[Metric]) -> float:
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    )
+
+
+async def _remote_families(url: str) -> list[Metric]:
+    """The gateway's decision histogram, read from its /metrics; none if unreachable."""
+    timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT_S)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{url.rstrip('/')}/metrics") as answer,
+        ):
+            text = await answer.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return []
+    return [f for f in text_string_to_metric_families(text) if f.name == DECISION_HISTOGRAM]
 
 
 def _quantile(buckets: list[tuple[float, float]], count: float, q: float) -> str:

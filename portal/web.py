@@ -49,6 +49,8 @@ class Portal:
     kyc: KycProvider
     metrics: Metrics | None = None
     currency: str = "USD"
+    # Where the gateway is, when the portal runs apart from it (for its figures).
+    gateway_url: str | None = None
 
 
 PORTAL = web.AppKey("portal", Portal)

@@ -106,6 +106,14 @@ async def test_a_personal_cardholder_on_the_standalone_portal(
     limited = await running.jit(jit_body("c-3", card, holder, "20.00"))
     assert limited[1]["jit_funding"]["decline_reason"] == "AMOUNT_LIMIT_EXCEEDED"
 
+    # The standalone portal reads the gateway's latency from the gateway's /metrics.
+    staff = await seeder.user("help@program.test", "support", totp=True)
+    support = Browser(standalone)
+    browsers.append(support)
+    await support.sign_in(staff)
+    status, page = await support.get("/admin")
+    assert status == 200 and "p99 ≤" in page and "decisions since start" in page
+
 
 async def test_a_holder_limit_cannot_loosen_the_company_limit(
     running: Running, seeder: Seeder, browsers: list[Browser]
