@@ -177,6 +177,12 @@ impl Engine {
             entry.posted_delta_minor = crate::engine::deltas(&effects).0;
             entry.effects = effects;
             self.commit_program(&entry);
+            // Read models learn an account's currency from the first entry that moves it.
+            entry.currency = entry
+                .account
+                .as_deref()
+                .and_then(|token| self.state.accounts.get(token))
+                .map(|account| account.currency.clone());
             out.push(entry);
         }
     }

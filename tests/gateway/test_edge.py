@@ -103,6 +103,16 @@ async def test_wrong_or_missing_credentials_are_401(gateway: Gateway, auth: str 
     assert await gateway.journal_count() == before
 
 
+async def test_a_funded_account_shows_its_currency_before_any_swipe(gateway: Gateway) -> None:
+    await loaded(gateway)
+
+    _, report = await gateway.admin("GET", "/admin/reconciliation")
+
+    (account,) = report["accounts"]
+    assert (account["currency"], account["posted_minor"]) == ("USD", 5_000)
+    assert report["mismatches"] == 0
+
+
 async def test_same_token_three_times_one_effect(gateway: Gateway) -> None:
     await loaded(gateway)
     body = jit_body("dup-1", amount="10.00")
