@@ -10,7 +10,14 @@ import asyncpg
 import grpc
 import orjson
 
-from pyjit.v1 import accounts_pb2, accounts_pb2_grpc, program_pb2, program_pb2_grpc
+from pyjit.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    jit_pb2,
+    jit_pb2_grpc,
+    program_pb2,
+    program_pb2_grpc,
+)
 from tests.grpc.cluster import (
     Cluster,
     free_port,
@@ -72,9 +79,11 @@ async def test_standin_answers_are_recorded_and_reconcile_once(
     )
     await wait_http(edge)
     async with aiohttp.ClientSession() as session:
+        # Reconciled first, while the account could pay it: the decider must undo its own
+        # approval, since the processor was told no.
+        other = await post_jit(session, edge.http_url, jit_body("s-other", "5.00", mcc="7995"))
         small = await post_jit(session, edge.http_url, jit_body("s-small", "10.00", mcc="5411"))
         large = await post_jit(session, edge.http_url, jit_body("s-large", "30.00", mcc="5411"))
-        other = await post_jit(session, edge.http_url, jit_body("s-other", "5.00", mcc="7995"))
         refund = await post_jit(
             session, edge.http_url, jit_body("s-refund", "2.00", method="pgfs.refund")
         )
@@ -101,8 +110,15 @@ async def test_standin_answers_are_recorded_and_reconcile_once(
     applied = await wait_applied(second_database_url, 4)
     assert {result for _, result in applied.values()} == {"APPLIED"}
     # 5.00 funded plus the 2.00 refund; the stand-in approval holds 10.00 although the
-    # account could not cover it: the processor approved it, so the money is spoken for.
+    # account could not cover it: the processor approved it, so the money is spoken for;
+    # the declined 5.00 holds nothing.
     assert await balance(back.grpc_addr) == (700, 1000)
+    async with grpc.aio.insecure_channel(back.grpc_addr) as channel:
+        again = await jit_pb2_grpc.JitStub(channel).Decide(
+            jit_pb2.DecideRequest(raw=jit_body("s-other", "5.00", mcc="7995"))
+        )
+    assert again.decision.replayed and not again.decision.approved
+    assert again.decision.decline_reason == "TRANSACTION_NOT_PERMITTED"
 
     connection = await asyncpg.connect(second_database_url)
     try:
