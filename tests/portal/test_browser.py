@@ -16,6 +16,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright, expect
 from portal_support import USER_PASSWORD, Running, artifacts_dir, jit_body
 
@@ -68,8 +69,19 @@ def _create_program_admin(running: Running) -> None:
     assert "created program_admin ops@program.test" in result.stdout
 
 
+AXE = Axe()
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
 async def _shot(page: Page, name: str) -> None:
+    """Keep a screenshot, and check the page against WCAG 2.1 A and AA with axe-core."""
     await page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
+    results = await AXE.run(page, options=WCAG_AA)
+    problems = [
+        f"{rule['id']}: {rule['help']} ({len(rule['nodes'])}: {rule['nodes'][0]['html'][:80]})"
+        for rule in results.response["violations"]
+    ]
+    assert not problems, f"{name}: {problems}"
 
 
 async def _sign_in_enrolling(page: Page, url: str, email: str) -> None:
