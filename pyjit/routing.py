@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 import orjson
+from grpc_health.v1 import health_pb2
 
 from pyjit.v1 import jit_pb2, jit_pb2_grpc, program_pb2, program_pb2_grpc
 
@@ -174,6 +175,14 @@ class Router:
         ]
         self.jit = [jit_pb2_grpc.JitStub(channel) for channel in self._channels]
         self.program = [program_pb2_grpc.ProgramStub(channel) for channel in self._channels]
+        self._health = [
+            channel.unary_unary(
+                "/grpc.health.v1.Health/Check",
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+            for channel in self._channels
+        ]
 
     def shard_for(self, holder_token: str) -> int:
         return owner(holder_token, len(self.shards))
@@ -190,6 +199,15 @@ class Router:
             response = await self.program[shard].LoadProgram(request, timeout=timeout_s)
             loaded.append(response.entries)
         return loaded
+
+    async def serving(self, shard: int, timeout_s: float = 1.0) -> str:
+        """The shard's health: SERVING, NOT_SERVING, or the gRPC code that stopped the check."""
+        request = health_pb2.HealthCheckRequest(service="pyjit.v1.Jit")
+        try:
+            reply = await self._health[shard](request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            return str(error.code().name)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     async def close(self) -> None:
         for channel in self._channels:

@@ -6,6 +6,7 @@ the deadline, and relays the decider's status and body. When the shard cannot an
 time it answers by the stand-in policy, after committing that answer (pyjit/standin.py).
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,7 @@ def build_edge_app(state: EdgeState) -> web.Application:
     admin = basic_header(*state.config.admin_credentials)
     app.router.add_post("/jit", _jit_handler(state, gateway))
     app.router.add_get("/health", _health)
-    app.router.add_get("/ready", _health)
+    app.router.add_get("/ready", _ready)
     app.router.add_post("/admin/program", _program_handler(state, admin))
     return app
 
@@ -68,6 +69,19 @@ def build_edge_app(state: EdgeState) -> web.Application:
 async def _health(request: web.Request) -> web.Response:
     state = request.app[EDGE]
     return json_response(200, {"status": "alive", "role": "edge", **state.counts})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Ready when every shard's decider says SERVING: a shard that is away would make this
+    edge answer its holders by stand-in."""
+    router = request.app[EDGE].router
+    found = await asyncio.gather(*(router.serving(index) for index in range(len(router.shards))))
+    shards = [
+        {"shard": shard.index, "addresses": list(shard.addresses), "health": health}
+        for shard, health in zip(router.shards, found, strict=True)
+    ]
+    ready = all(health == "SERVING" for health in found)
+    return json_response(200 if ready else 503, {"ready": ready, "shards": shards})
 
 
 def _jit_handler(state: EdgeState, expected: bytes) -> Any:

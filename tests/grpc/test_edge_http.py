@@ -38,6 +38,9 @@ def without_holder() -> bytes:
 
 async def test_bad_input_is_refused_with_the_field_named(edge: Served) -> None:
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{edge.http_url}/ready") as response:
+            payload = orjson.loads(await response.read())
+            assert response.status == 200 and payload["shards"][0]["health"] == "SERVING"
         assert (await post_jit(session, edge.http_url, jit_body("a1"), auth="Basic eDp5"))[0] == 401
         cases = [
             (b"{not json", 400, "$"),

@@ -79,6 +79,10 @@ async def test_standin_answers_are_recorded_and_reconcile_once(
     )
     await wait_http(edge)
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{edge.http_url}/ready") as response:
+            assert response.status == 503
+            [shard] = orjson.loads(await response.read())["shards"]
+            assert shard["health"] != "SERVING"
         # Reconciled first, while the account could pay it: the decider must undo its own
         # approval, since the processor was told no.
         other = await post_jit(session, edge.http_url, jit_body("s-other", "5.00", mcc="7995"))
