@@ -94,7 +94,7 @@ async def token(request: web.Request) -> web.Response:
     found = await users.credentials(portal.pool, email)
     ok = verify_password(found.password_hash if found else None, str(body.get("password", "")))
     if ok and found is not None and found.totp_enabled:
-        ok = users.totp_matches(found.totp_secret, str(body.get("code", "")))
+        ok = users.totp_matches(found.totp_secret, str(body.get("code", "")), portal.clock)
     if not ok or found is None or not found.active:
         await portal.limiter.failed(email, address)
         return _json(401, {"error": "wrong email, password or code"})

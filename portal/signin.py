@@ -156,7 +156,7 @@ async def second_factor(request: web.Request) -> web.StreamResponse:
     secret = await portal.pool.fetchval(
         "SELECT totp_secret FROM portal_users WHERE id = $1", session.user_id
     )
-    accepted = users.totp_matches(secret, code) or (
+    accepted = users.totp_matches(secret, code, portal.clock) or (
         len(code.strip()) == users.RECOVERY_CODE_LENGTH
         and await users.use_recovery_code(portal.pool, session.user_id, code)
     )
@@ -195,7 +195,7 @@ async def enrol(request: web.Request) -> web.StreamResponse:
     secret = await portal.pool.fetchval(
         "SELECT totp_secret FROM portal_users WHERE id = $1", session.user_id
     )
-    if not users.totp_matches(secret, str(form.get("code", ""))):
+    if not users.totp_matches(secret, str(form.get("code", "")), portal.clock):
         return _page(
             portal,
             session,

@@ -110,11 +110,12 @@ async def viewer(pool: asyncpg.Pool, user_id: int) -> Viewer | None:
     )
 
 
-def totp_matches(secret: str | None, code: str) -> bool:
+def totp_matches(secret: str | None, code: str, clock: Clock) -> bool:
     code = code.strip().replace(" ", "")
     if not secret or not code.isdigit():
         return False
-    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
+    now_s = clock.now_ms() // 1000
+    return pyotp.TOTP(secret).verify(code, for_time=now_s, valid_window=TOTP_VALID_WINDOW)
 
 
 async def start_enrolment(pool: asyncpg.Pool, user_id: int) -> str:

@@ -130,6 +130,22 @@ async def test_every_handler_with_every_role(
         assert [row["action"] for row in actions] == ["sign_out_everywhere"]
 
 
+async def test_without_a_session_every_handler_sends_to_sign_in(
+    running: Running, browsers: list[Browser]
+) -> None:
+    browser = Browser(running)
+    browsers.append(browser)
+    world = {"spare": {"id": 1}, "card": "card-x", "group": 1}
+    for method, template in EXPECTED:
+        path = _path(template, world)
+        if method == "GET":
+            async with browser.session.get(running.url + path, allow_redirects=False) as answer:
+                status, location = answer.status, answer.headers.get("Location", "")
+        else:
+            status, _, location = await browser.post(path, {})
+        assert (status, location) == (303, "/login"), f"{method} {path}"
+
+
 def _home(role: str) -> str:
     return {ADMIN: "/company", EMPLOYEE: "/me", HOLDER: "/me"}.get(role, "/admin")
 
