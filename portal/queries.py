@@ -114,8 +114,9 @@ def _available(account: asyncpg.Record | None) -> int | None:
 TRANSACTION_COLUMNS = """
     t.token, t.method, t.amount_minor, t.currency, t.approved, t.decline_reason,
     t.voided_by_seq, t.merchant->>'name' AS merchant_name, t.merchant->>'mcc' AS mcc,
-    t.merchant->>'country_code' AS country, t.at_ms, t.card_token, c.last_four,
-    u.display_name AS holder_name
+    t.merchant->>'country' AS country, t.at_ms, t.card_token, c.last_four,
+    u.display_name AS holder_name,
+    (SELECT h.state FROM holds h WHERE h.hold_token = t.token) AS hold_state
 """
 
 
@@ -181,7 +182,7 @@ async def holder_transactions(
 
 def _transaction(row: asyncpg.Record) -> dict[str, Any]:
     voided = row["voided_by_seq"] is not None
-    status = status_of(row["method"], row["approved"], voided)
+    status = status_of(row["method"], row["approved"], voided, row["hold_state"])
     return {
         "token": row["token"],
         "at": dt.datetime.fromtimestamp(row["at_ms"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),

@@ -28,12 +28,13 @@ def decline_words(reason: str | None) -> str:
     return DECLINE_WORDS.get(reason, reason.replace("_", " ").capitalize())
 
 
-def status_of(method: str | None, approved: bool, voided: bool) -> str:
-    """pending, cleared, reversed or declined, as the transaction list shows it."""
+def status_of(method: str | None, approved: bool, voided: bool, hold_state: str | None) -> str:
+    """pending, cleared, reversed or declined, as the transaction list shows it. An
+    authorization's own row follows its hold: cleared, reversed or expired once released."""
     if voided or not approved:
         return "declined"
-    if method in REVERSAL_METHODS:
+    if method in REVERSAL_METHODS or hold_state in ("REVERSED", "EXPIRED"):
         return "reversed"
-    if method in CLEARING_METHODS:
+    if method in CLEARING_METHODS or hold_state == "CLEARED":
         return "cleared"
     return "pending"

@@ -64,7 +64,17 @@ def jit_body(
     merchant: str = "Corner Grocer",
     mcc: str = "5411",
     country: str = "USA",
+    method: str = "pgfs.authorization",
+    original: str | None = None,
 ) -> bytes:
+    funding: dict[str, Any] = {
+        "token": token,
+        "method": method,
+        "user_token": user,
+        "amount": amount,
+    }
+    if original is not None:
+        funding["original_jit_funding_token"] = original
     return orjson.dumps(
         {
             "token": f"t-{token}",
@@ -82,14 +92,7 @@ def jit_body(
                 "city": "Austin",
                 "country_code": country,
             },
-            "gpa_order": {
-                "jit_funding": {
-                    "token": token,
-                    "method": "pgfs.authorization",
-                    "user_token": user,
-                    "amount": amount,
-                }
-            },
+            "gpa_order": {"jit_funding": funding},
         }
     )
 

@@ -6,6 +6,7 @@ the company's. Also the program view and lookup, and the portal's latency metric
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,3 +191,53 @@ async def test_the_program_view_and_lookup(
     async with running.session.get(f"{running.url}/metrics") as answer:
         exposition = await answer.text()
     assert 'pyjit_portal_request_seconds_count{method="GET",route="/admin"' in exposition
+
+
+async def test_statuses_follow_the_hold_and_a_country_block_declines(
+    running: Running, seeder: Seeder, browsers: list[Browser]
+) -> None:
+    company = await seeder.company("Acme")
+    admin = await seeder.user("admin@acme.test", "company_admin", company.company_id, totp=True)
+    ann = await seeder.user("ann@acme.test", "employee", company.company_id)
+    card, holder = await seeder.card(ann, company), ann["holder_token"]
+
+    async def decide(token: str, merchant: str, **extra: Any) -> int:
+        status, _ = await running.jit(jit_body(token, card, holder, "10.00", merchant, **extra))
+        return status
+
+    assert await decide("s-a", "Alpha") == 200
+    capture, reversal = "pgfs.authorization.capture", "pgfs.authorization.reversal"
+    assert await decide("s-a2", "Alpha", method=capture, original="s-a") == 200
+    assert await decide("s-b", "Bravo") == 200
+    assert await decide("s-b2", "Bravo", method=reversal, original="s-b") == 200
+    assert await decide("s-c", "Charlie") == 200
+    boss = Browser(running)
+    browsers.append(boss)
+    await boss.sign_in(admin)
+    status, _, _ = await boss.post(
+        f"/company/cards/{card}/controls",
+        {"csrf": await boss.csrf("/company"), "kind": "country", "value": "rus", "action": "set"},
+    )
+    assert status == 303
+    assert await decide("s-d", "Delta", country="RUS") == 402
+
+    employee = Browser(running)
+    browsers.append(employee)
+    await employee.sign_in(ann)
+    statuses: dict[str, set[str]] = {}
+    for _ in range(100):
+        _, page = await employee.get("/me/transactions")
+        statuses = {}
+        for status, merchant in re.findall(
+            r'<tr class="status-(\w+)">.*?class="merchant">([^<]*)<', page, re.S
+        ):
+            statuses.setdefault(merchant, set()).add(status)
+        if len(statuses) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert statuses == {
+        "Alpha": {"cleared"},
+        "Bravo": {"reversed"},
+        "Charlie": {"pending"},
+        "Delta": {"declined"},
+    }
