@@ -6,12 +6,14 @@ import logging
 import os
 import urllib.parse
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
+
+from pyjit import migrations
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -124,3 +126,23 @@ async def wait_for_database(url: str, attempts: int = 50, delay_s: float = 0.2) 
         else:
             await connection.close()
             return
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(
+    database_url: str | None, home: Path
+) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The configured (or embedded) database, up and migrated, and a pool on it: what every
+    serving role starts from. The pool is closed and the database let go on exit."""
+    database = await asyncio.to_thread(open_database, database_url, home)
+    try:
+        await wait_for_database(database.url)
+        pool = await create_pool(database.url)
+        try:
+            async with pool.acquire() as connection:
+                await migrations.migrate(connection)
+            yield database.url, pool
+        finally:
+            await pool.close()
+    finally:
+        database.release()

@@ -26,7 +26,7 @@ from pyjit import migrations
 from pyjit._engine import Engine
 from pyjit.clock import Clock
 from pyjit.config import Config
-from pyjit.database import create_pool, open_database, wait_for_database
+from pyjit.database import create_pool, migrated_pool
 from pyjit.decider import Decider
 from pyjit.edge import ServerState, build_app
 from pyjit.journal import JournalWriter
@@ -91,19 +91,9 @@ async def serve(
     if chosen.runner is not None:
         await chosen.runner(config, clock, stop, on_listening)
         return
-    database = await asyncio.to_thread(open_database, config.database_url, config.home)
-    try:
-        await wait_for_database(database.url)
-        pool = await create_pool(database.url)
-        try:
-            async with pool.acquire() as connection:
-                await migrations.migrate(connection)
-            state = ServerState(config, clock, pool)
-            await _lease_and_serve(database.url, state, chosen, stop, on_listening, standby)
-        finally:
-            await pool.close()
-    finally:
-        database.release()
+    async with migrated_pool(config.database_url, config.home) as (url, pool):
+        state = ServerState(config, clock, pool)
+        await _lease_and_serve(url, state, chosen, stop, on_listening, standby)
 
 
 async def _lease_and_serve(

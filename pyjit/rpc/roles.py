@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pyjit import migrations
 from pyjit.clock import Clock
 from pyjit.config import Config, ConfigError
-from pyjit.database import create_pool, open_database, wait_for_database
+from pyjit.database import migrated_pool
 from pyjit.routing import Router, ShardListError, parse_shards
 from pyjit.rpc.forwarding import EdgeState, build_edge_app, deliver_standin
 from pyjit.standin import Reconciler, StandInPolicy
@@ -53,20 +52,11 @@ async def serve_edge(
     config: Config, clock: Clock, stop: asyncio.Event, on_listening: OnListening
 ) -> None:
     router, policy = edge_settings(config)
-    database = await asyncio.to_thread(open_database, config.database_url, config.home)
     try:
-        await wait_for_database(database.url)
-        pool = await create_pool(database.url)
-        try:
-            async with pool.acquire() as connection:
-                await migrations.migrate(connection)
-            state = EdgeState(config, clock, pool, router, policy)
-            await _run(state, stop, on_listening)
-        finally:
-            await pool.close()
-            await router.close()
+        async with migrated_pool(config.database_url, config.home) as (_url, pool):
+            await _run(EdgeState(config, clock, pool, router, policy), stop, on_listening)
     finally:
-        database.release()
+        await router.close()
 
 
 async def _run(state: EdgeState, stop: asyncio.Event, on_listening: OnListening) -> None:
