@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from pyjit import logs
 from pyjit._engine import Engine, Entry, Outcome
 from pyjit.clock import Clock
 from pyjit.journal import JournalWriter
@@ -72,13 +73,35 @@ class Decider:
         writer.committed_seq = engine.last_seq
         self.voids = 0
         self.metrics: DecisionMetrics | None = None
+        # The shard this decider serves, for its decision log lines.
+        self.shard = 0
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
 
     async def decide(self, body: bytes, received_ns: int) -> Answer:
-        """Decide one JIT message and make it durable; raises the engine's input errors."""
+        """Decide one JIT message and make it durable; raises the engine's input errors.
+
+        Whichever door the message came through (HTTP, gRPC unary or stream), its decision
+        is counted and logged here, once, with the caller's request id."""
+        answer = await self._decide(body, received_ns)
+        outcome = "approved" if answer.approved else "declined"
+        latency_ns = self.clock.monotonic_ns() - received_ns
+        if self.metrics is not None:
+            self.metrics.decided(answer.method, outcome, answer.decline_reason, latency_ns)
+        logs.log_decision(
+            answer.token,
+            answer.method,
+            outcome,
+            answer.decline_reason,
+            latency_ns // 1000,
+            answer.status,
+            self.shard,
+        )
+        return answer
+
+    async def _decide(self, body: bytes, received_ns: int) -> Answer:
         if not self._admission.is_set():
             await self._admission.wait()
         started_ns = self.clock.monotonic_ns()

@@ -41,8 +41,6 @@ class ServerState:
     snapshots_taken: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
-    # The decider shard this process serves, for the decision log lines.
-    shard: int = 0
     readiness: health.Readiness = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,18 +121,7 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
                 field_path = mistyped_field(body) or field_path
             return _bad_input(body, field_path, str(error), 400, rejected)
 
-        outcome = "approved" if answer.approved else "declined"
-        latency_ns = clock.monotonic_ns() - received_ns
-        recorder.decided(answer.method, outcome, answer.decline_reason, latency_ns)
-        logs.log_decision(
-            answer.token,
-            answer.method,
-            outcome,
-            answer.decline_reason,
-            latency_ns // 1000,
-            answer.status,
-            state.shard,
-        )
+        # The decider counted and logged the decision.
         return web.Response(status=answer.status, body=answer.body, content_type=JSON)
 
     return jit

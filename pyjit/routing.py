@@ -23,6 +23,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2
 
+from pyjit import logs
 from pyjit.v1 import jit_pb2, jit_pb2_grpc, program_pb2, program_pb2_grpc
 
 # Calls wait for a listening address (a standby taking over) and are retried by gRPC when a
@@ -188,7 +189,8 @@ class Router:
         return owner(holder_token, len(self.shards))
 
     async def decide(self, shard: int, body: bytes, timeout_s: float) -> jit_pb2.DecideResponse:
-        request = jit_pb2.DecideRequest(raw=body)
+        # The edge's request id travels with the message into the decider's log lines.
+        request = jit_pb2.DecideRequest(raw=body, request_id=logs.request_id.get() or "")
         return await self.jit[shard].Decide(request, timeout=timeout_s)
 
     async def load_program(self, document: bytes, timeout_s: float) -> list[int]:

@@ -16,7 +16,7 @@ import grpc
 import orjson
 from aiohttp import web
 
-from pyjit import logs
+from pyjit import logs, metrics
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.edge import _authorized, _unauthorized, basic_header, json_response
@@ -55,8 +55,9 @@ EDGE = web.AppKey("edge", EdgeState)
 
 
 def build_edge_app(state: EdgeState) -> web.Application:
-    app = web.Application(client_max_size=ADMIN_BODY_MAX)
+    app = web.Application(client_max_size=ADMIN_BODY_MAX, middlewares=[logs.request_ids])
     app[EDGE] = state
+    metrics.mount(app)
     gateway = basic_header(state.config.gateway_username, state.config.gateway_password)
     admin = basic_header(*state.config.admin_credentials)
     app.router.add_post("/jit", _jit_handler(state, gateway))

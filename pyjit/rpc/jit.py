@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from pyjit import logs
 from pyjit._engine import MessageError, TokenConflict
 from pyjit.decider import Answer, Decider
 from pyjit.fields import mistyped_field
@@ -94,6 +95,8 @@ class JitService(jit_pb2_grpc.JitServicer):
             )
 
     async def _decide_one(self, request: jit_pb2.DecideRequest) -> jit_pb2.DecideResponse:
+        # Each call and each stream item runs in its own task: the id stays with its message.
+        logs.request_id.set(logs.accept_request_id(request.request_id or None))
         decider = self._live()
         received_ns = decider.clock.monotonic_ns()
         body = request_body(request)

@@ -1,0 +1,72 @@
+"""Proves a request id crosses processes: the processor's X-Request-Id on an edge's /jit
+comes back in the response and appears on the decision line the decider logs after the
+gRPC hop; a request without one gets a generated id, the same on both sides. The edge role
+serves /metrics too."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.grpc.cluster import (
+    AUTH,
+    Cluster,
+    fresh_database,
+    jit_body,
+    post_program,
+    program,
+    wait_http,
+    wait_serving,
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+@pytest.fixture
+async def edge_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    async for url in fresh_database(postgres_admin_url):
+        yield url
+
+
+async def test_the_request_id_reaches_the_deciders_log(
+    cluster: Cluster, database_url: str, edge_database_url: str
+) -> None:
+    decider = cluster.start("decider", database_url)
+    edge = cluster.start("edge", edge_database_url, shards=decider.grpc_addr)
+    await wait_serving(decider)
+    await wait_http(edge)
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        await post_program(session, edge.http_url, program("50.00"))
+        sent = {**headers, "X-Request-Id": "processor-7f3a"}
+        async with session.post(f"{edge.http_url}/jit", data=jit_body("rq-1"), headers=sent) as r:
+            assert r.status == 200 and r.headers["X-Request-Id"] == "processor-7f3a"
+        async with session.post(
+            f"{edge.http_url}/jit", data=jit_body("rq-2"), headers=headers
+        ) as response:
+            generated = response.headers["X-Request-Id"]
+        async with session.get(f"{edge.http_url}/metrics") as response:
+            assert response.status == 200 and "pyjit_jit_decisions_total" in await response.text()
+
+    lines: dict[object, dict[str, object]] = {}
+    for _ in range(100):
+        lines = {
+            line.get("token"): line
+            for line in map(orjson.loads, decider.log().splitlines())
+            if line.get("msg") == "decision"
+        }
+        if {"rq-1", "rq-2"} <= set(lines):
+            break
+        await asyncio.sleep(0.05)
+    assert lines["rq-1"]["request_id"] == "processor-7f3a"
+    assert lines["rq-2"]["request_id"] == generated
