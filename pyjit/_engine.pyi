@@ -146,6 +146,11 @@ class Engine:
         """Undo every effect of the decision for `token`, whose entry could not be made
         durable, and make its answer a decline. The returned outcome's entry must be
         journaled after the original one. Raises `KeyError` for a token never decided."""
+    def adopt_void(self, data: bytes) -> Entry | None:
+        """Take back a void entry (its `data`) that was answered while the journal was
+        unreachable and kept outside it, as a new entry to journal; None when the journal
+        already holds it. A decision still standing is voided now; a token the journal never
+        saw gets the spilled answer and no balance change. Raises `JournalError`."""
     def load(self, body: bytes, now_ms: int) -> list[Entry]:
         """Upsert a program file (the processor's REST objects, see docs/program-file.md).
 

@@ -18,6 +18,7 @@ from pyjit.clock import Clock
 from pyjit.journal import JournalWriter
 from pyjit.metrics import DecisionMetrics
 from pyjit.snapshots import Snapshot
+from pyjit.spill import VoidSpill
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ class Decider:
     """The single writer of the engine's state; every engine call goes through it."""
 
     def __init__(
-        self, engine: Engine, writer: JournalWriter, clock: Clock, commit_budget_ms: int
+        self,
+        engine: Engine,
+        writer: JournalWriter,
+        clock: Clock,
+        commit_budget_ms: int,
+        spill: VoidSpill | None = None,
     ) -> None:
         self.engine = engine
+        self.spill = spill
         self.writer = writer
         self.clock = clock
         self._budget_ns = commit_budget_ms * 1_000_000
@@ -134,17 +141,25 @@ class Decider:
             if self.metrics is not None:
                 self.metrics.commit_waited(self.clock.monotonic_ns() - submitted_ns)
         except TimeoutError:
-            answer = self._void(token)
+            answer = await self._void(token)
         finally:
             del self._pending[token]
         settled.set_result(answer)
         return answer
 
-    def _void(self, token: str) -> Answer:
-        """Undo a decision whose entry is not durable in time; journal the void after it."""
+    async def _void(self, token: str) -> Answer:
+        """Undo a decision whose entry is not durable in time; journal the void after it,
+        and keep it on local disk before the decline leaves (pyjit/spill.py)."""
         outcome = self.engine.void(token, self.clock.now_ms())
         if outcome.entry is not None:
             self.writer.submit(outcome.entry)
+            if self.spill is not None:
+                try:
+                    await self.spill.keep(outcome.entry.data)
+                except OSError as error:
+                    # The decline still stands; only a restart before the journal returns
+                    # would forget it.
+                    log.error("void for token %s not spilled: %r", token, error)
         self.voids += 1
         if self.metrics is not None:
             self.metrics.voided()

@@ -36,6 +36,8 @@ from pyjit.recovery import RecoveryReport, recover
 from pyjit.rpc.roles import serve_edge
 from pyjit.rpc.server import DeciderServer
 from pyjit.snapshots import store as store_snapshot
+from pyjit.spill import VoidSpill
+from pyjit.spill import adopt as adopt_spilled
 from pyjit.standby import follow_and_take_over
 from pyjit.webhooks_runtime import install as install_webhooks
 from pyjit.webhooks_runtime import start_background as start_webhook_consumers
@@ -131,9 +133,9 @@ async def _serve_with(
 ) -> None:
     config = state.config
     app = build_app(state)
+    install_webhooks(app, state)
     # The portal's pages share the listener and load program documents through the decider.
     attach_portal(app, state)
-    install_webhooks(app, state)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()
     url = f"grpc://{config.grpc_addr}"
@@ -154,13 +156,16 @@ async def _serve_with(
             await waited
 
     engine, report = prepared or await recover(state.pool, state.clock)
+    # The embedded database lives in the home, so its spill needs no other name.
+    spill = VoidSpill.of(config.home, config.database_url or "embedded")
+    await adopt_spilled(state.pool, engine, spill)
     projector = Projector(state.pool)
     await projector.catch_up()
     state.metrics.recovery_seconds.observe(report.seconds)
     state.metrics.recovery_entries.set(report.entries_applied)
     writer = JournalWriter(state.pool, projector, config.batch_max_entries, metrics=state.metrics)
     state.metrics.journal_backlog.set_function(lambda: writer.backlog)
-    decider = Decider(engine, writer, state.clock, config.commit_budget_ms)
+    decider = Decider(engine, writer, state.clock, config.commit_budget_ms, spill)
     decider.metrics = state.metrics.decision_metrics()
     tasks = [
         asyncio.create_task(writer.run(on_fenced=stop.set), name="journal-writer"),

@@ -440,6 +440,44 @@ impl Engine {
         Ok(outcome(&answer, false, Some(entry)))
     }
 
+    /// Takes back a void that was answered while the journal was unreachable and kept
+    /// outside it (the gateway's spill file), as a new entry at the end of the journal: the
+    /// processor was told "declined", so a re-sent token must get that answer again.
+    ///
+    /// Returns None when the journal already holds the void. When it holds the decision but
+    /// not the void, the decision is voided now; when it holds neither, only the answer is
+    /// recorded (a void whose decision is absent changes no balance).
+    pub fn adopt_void(&mut self, data: &[u8]) -> Result<Option<Entry>, EngineError> {
+        let spilled = Entry::from_json(data)?;
+        if spilled.kind != EntryKind::Void {
+            return Err(EngineError::journal(
+                "kind",
+                "only a void entry can be adopted",
+            ));
+        }
+        match self.state.answers.get(&spilled.token) {
+            Some(record) if record.answer.voided => return Ok(None),
+            Some(_) => return Ok(self.void(&spilled.token, spilled.at_ms)?.entry),
+            None => {}
+        }
+        let answer = spilled.effects.iter().find_map(|effect| match effect {
+            Effect::Answer(answer) => Some(Arc::clone(answer)),
+            _ => None,
+        });
+        let Some(answer) = answer else {
+            return Err(EngineError::journal("effects", "a void carries its answer"));
+        };
+        let seq = self.state.last_seq + 1;
+        let mut entry = Entry::new(seq, EntryKind::Void, spilled.at_ms, spilled.token);
+        entry.method = spilled.method;
+        entry.status = Some(402);
+        entry.approved = Some(false);
+        entry.response = Some(answer.body.clone());
+        entry.effects = vec![Effect::Answer(answer)];
+        self.apply_effects(&Applied::of(&entry));
+        Ok(Some(entry))
+    }
+
     /// The effects that undo `effects`. A hold changed since (expired, cleared, reversed)
     /// is not swapped back: only what the decision added to it is taken off, and a hold
     /// already resolved is left alone, so a void never releases money twice.

@@ -526,3 +526,38 @@ fn clearings_of_closed_or_declined_authorizations_post_and_are_flagged() {
     );
     assert_eq!(posted(&engine), 10000 - 4 * 1000);
 }
+
+#[test]
+fn a_spilled_void_is_adopted_once_whatever_the_journal_kept() {
+    let mut live = engine_with("100.00", "");
+    let decided = decide(
+        &mut live,
+        &body("s1", "pgfs.authorization", "card_a", "\"40.00\"", ""),
+    );
+    let decision = decided.entry.expect("an approval has an entry").to_json();
+    let void = live.void("s1", NOW_MS).expect("decided token");
+    let spilled = void.entry.expect("a void has an entry").to_json();
+
+    // The journal kept neither: only the decline is recorded, no money moves.
+    let mut neither = engine_with("100.00", "");
+    let adopted = neither.adopt_void(&spilled).expect("void entry");
+    assert!(adopted.is_some());
+    let replay = decide(
+        &mut neither,
+        &body("s1", "pgfs.authorization", "card_a", "\"40.00\"", ""),
+    );
+    assert!(replay.replayed && !replay.approved);
+    assert_eq!(replay.body, void.body);
+    assert_eq!(available(&neither), 10000);
+
+    // The journal kept the decision: it is voided now, the hold released.
+    let mut decision_only = engine_with("100.00", "");
+    decision_only.apply(&decision).expect("decision applies");
+    assert_eq!(available(&decision_only), 6000);
+    assert!(decision_only.adopt_void(&spilled).expect("void").is_some());
+    assert_eq!(available(&decision_only), 10000);
+
+    // The journal kept both: nothing to do.
+    assert!(live.adopt_void(&spilled).expect("void").is_none());
+    assert!(neither.adopt_void(&spilled).expect("void").is_none());
+}

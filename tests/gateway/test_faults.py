@@ -225,11 +225,12 @@ async def authorize(gateway: Any, token: str) -> tuple[int, float, bytes]:
 
 @pytest.mark.timeout(120)
 async def test_postgres_stopped_mid_load(
-    dedicated_postgres: Any, session: aiohttp.ClientSession
+    dedicated_postgres: Any, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     url = dedicated_postgres.get_uri("postgres")
     budget_s = 0.3
-    gateway = await start_gateway(gateway_config(url, commit_budget_ms=300), session)
+    config = gateway_config(url, commit_budget_ms=300, home=tmp_path)
+    gateway = await start_gateway(config, session)
     try:
         status, _ = await gateway.admin("POST", "/admin/program", program("1000.00"))
         assert status == 200
@@ -265,3 +266,37 @@ async def _wait_for_approvals(gateway: Any) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+@pytest.mark.timeout(120)
+async def test_declines_given_while_postgres_was_down_survive_a_restart(
+    dedicated_postgres: Any, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    url = dedicated_postgres.get_uri("postgres")
+    config = gateway_config(url, commit_budget_ms=300, home=tmp_path)
+    gateway = await start_gateway(config, session)
+    try:
+        status, _ = await gateway.admin("POST", "/admin/program", program("1000.00"))
+        assert status == 200
+        await asyncio.to_thread(stop_postgres, dedicated_postgres)
+        during = await asyncio.gather(*(authorize(gateway, f"lost-{n}") for n in range(5)))
+    finally:
+        # Stopped while the journal is still away: the queued entries die with the process.
+        await stop_gateway(gateway)
+    await asyncio.to_thread(start_postgres, dedicated_postgres)
+
+    restarted = await start_gateway(config, session)
+    try:
+        again = [await restarted.jit(jit_body(f"lost-{n}", amount="1.00")) for n in range(5)]
+        _, report = await restarted.admin("GET", "/admin/reconciliation")
+        voids = await restarted.journal_count()
+    finally:
+        await stop_gateway(restarted)
+
+    assert {status for status, _, _ in during} == {402}
+    assert again == [(402, body) for _, _, body in during]
+    assert report["mismatches"] == 0
+    (account,) = report["accounts"]
+    assert (account["posted_minor"], account["held_minor"]) == (100_000, 0)
+    assert voids >= 1 + 5
+    assert not list((tmp_path / "spill").glob("*.jsonl"))

@@ -299,6 +299,12 @@ impl PyEngine {
         result.map_err(|error| to_py(py, error))
     }
 
+    fn adopt_void(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Option<PyEntry>> {
+        let engine = &mut self.engine;
+        let result = py.allow_threads(|| engine.adopt_void(data).map(|e| e.map(PyEntry::new)));
+        result.map_err(|error| to_py(py, error))
+    }
+
     fn expire_holds(&mut self, py: Python<'_>, now_ms: i64) -> Vec<PyEntry> {
         let engine = &mut self.engine;
         py.allow_threads(|| {
