@@ -20,6 +20,7 @@ from pyjit.v1 import (
 )
 from tests.grpc.cluster import (
     Cluster,
+    Served,
     free_port,
     jit_body,
     post_jit,
@@ -55,10 +56,8 @@ async def balance(address: str) -> tuple[int, int]:
     return found.posted.amount_minor, found.held.amount_minor
 
 
-async def test_standin_answers_are_recorded_and_reconcile_once(
-    cluster: Cluster, database_url: str, second_database_url: str
-) -> None:
-    port = free_port()
+async def loaded_then_stopped(cluster: Cluster, database_url: str, port: int) -> Served:
+    """A decider's database with the program in it, the decider itself stopped."""
     decider = cluster.start("decider", database_url, grpc_port=port)
     await wait_serving(decider)
     async with grpc.aio.insecure_channel(decider.grpc_addr) as channel:
@@ -66,6 +65,20 @@ async def test_standin_answers_are_recorded_and_reconcile_once(
             program_pb2.LoadProgramRequest(document=orjson.dumps(program("5.00")))
         )
     assert decider.terminate() == 0
+    return decider
+
+
+async def replay_answer(address: str, body: bytes) -> jit_pb2.Decision:
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await jit_pb2_grpc.JitStub(channel).Decide(jit_pb2.DecideRequest(raw=body))
+    return reply.decision
+
+
+async def test_standin_answers_are_recorded_and_reconcile_once(
+    cluster: Cluster, database_url: str, second_database_url: str
+) -> None:
+    port = free_port()
+    decider = await loaded_then_stopped(cluster, database_url, port)
 
     edge = cluster.start(
         "edge",
@@ -117,12 +130,9 @@ async def test_standin_answers_are_recorded_and_reconcile_once(
     # account could not cover it: the processor approved it, so the money is spoken for;
     # the declined 5.00 holds nothing.
     assert await balance(back.grpc_addr) == (700, 1000)
-    async with grpc.aio.insecure_channel(back.grpc_addr) as channel:
-        again = await jit_pb2_grpc.JitStub(channel).Decide(
-            jit_pb2.DecideRequest(raw=jit_body("s-other", "5.00", mcc="7995"))
-        )
-    assert again.decision.replayed and not again.decision.approved
-    assert again.decision.decline_reason == "TRANSACTION_NOT_PERMITTED"
+    replayed = await replay_answer(back.grpc_addr, jit_body("s-other", "5.00", mcc="7995"))
+    assert replayed.replayed and not replayed.approved
+    assert replayed.decline_reason == "TRANSACTION_NOT_PERMITTED"
 
     connection = await asyncpg.connect(second_database_url)
     try:
