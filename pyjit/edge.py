@@ -75,6 +75,19 @@ def build_app(state: ServerState) -> web.Application:
 STATE = web.AppKey("state", ServerState)
 
 
+def build_ops_app(state: ServerState) -> web.Application:
+    """/health, /ready and /metrics alone: the HTTP face of a role that decides over gRPC
+    only, for its probes and its scrapes."""
+    app = web.Application(middlewares=[logs.request_ids])
+    app[STATE] = state
+    _register_probes(state)
+    app.on_cleanup.append(lambda _app: state.readiness.close())
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
+    metrics_module.mount(app, state.metrics)
+    return app
+
+
 def _authorized(request: web.Request, expected: bytes) -> bool:
     presented = request.headers.get("Authorization", "").encode("latin-1", "replace")
     # The scheme name is case-insensitive (RFC 7617); the credentials are not.

@@ -28,7 +28,7 @@ from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.database import create_pool, migrated_pool
 from pyjit.decider import Decider
-from pyjit.edge import ServerState, build_app
+from pyjit.edge import ServerState, build_app, build_ops_app
 from pyjit.journal import JournalWriter
 from pyjit.lease import JournalLease
 from pyjit.projector import Projector
@@ -132,17 +132,21 @@ async def _serve_with(
     prepared: tuple[Engine, RecoveryReport] | None = None,
 ) -> None:
     config = state.config
-    app = build_app(state)
+    # A gRPC-only role still answers its probes and scrapes over HTTP, and nothing else.
+    app = build_app(state) if role.http else build_ops_app(state)
+    # The webhook queue opens with the application, for the consumers next to the decider.
     install_webhooks(app, state)
-    # The portal's pages share the listener and load program documents through the decider.
-    attach_portal(app, state)
+    if role.http:
+        # The portal's pages share the listener and load program documents through the
+        # decider.
+        attach_portal(app, state)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
     await runner.setup()
-    url = f"grpc://{config.grpc_addr}"
-    if role.http:
-        site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
-        await site.start()
-        url = _listening_url(runner, config)
+    site = web.TCPSite(runner, config.http_addr.host, config.http_addr.port, backlog=1024)
+    await site.start()
+    url = _listening_url(runner, config)
+    if role.grpc and not role.http:
+        url = f"grpc://{config.grpc_addr}"
     rpc = None
     if role.grpc:
         latency = state.metrics.grpc_seconds

@@ -1,7 +1,8 @@
 """Proves a request id crosses processes: the processor's X-Request-Id on an edge's /jit
 comes back in the response and appears on the decision line the decider logs after the
 gRPC hop; a request without one gets a generated id, the same on both sides. The edge role
-serves /metrics too."""
+serves /metrics too, and a gRPC-only decider answers /health, /ready and /metrics over HTTP
+for its probes and scrapes, and nothing else."""
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
@@ -70,3 +71,21 @@ async def test_the_request_id_reaches_the_deciders_log(
         await asyncio.sleep(0.05)
     assert lines["rq-1"]["request_id"] == "processor-7f3a"
     assert lines["rq-2"]["request_id"] == generated
+
+
+async def test_a_grpc_only_decider_answers_probes_and_scrapes(
+    cluster: Cluster, database_url: str
+) -> None:
+    decider = cluster.start("decider", database_url)
+    await wait_serving(decider)
+    await wait_http(decider)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{decider.http_url}/ready") as response:
+            ready = orjson.loads(await response.read())
+            assert response.status == 200 and ready["checks"]["recovery"]["ok"] is True
+        async with session.get(f"{decider.http_url}/metrics") as response:
+            text = await response.text()
+            assert "pyjit_recovery_seconds_count 1.0" in text
+        # Deciding stays on gRPC: the processor's door is the edge's.
+        async with session.post(f"{decider.http_url}/jit", data=jit_body("x")) as response:
+            assert response.status in (404, 405)
