@@ -142,6 +142,18 @@ async def _transactions(pool: asyncpg.Pool, account: str, cards: list[str], now_
             "at_ms",
         ],
     )
+    # Each approved authorization has its hold: cleared after a week, open before.
+    week_ago = now_ms - 7 * 86_400_000
+    holds = [
+        (row[0], account, row[5], "CLEARED" if row[11] < week_ago else "OPEN", row[1])
+        for row in rows
+        if row[8]
+    ]
+    await pool.copy_records_to_table(
+        "holds",
+        records=holds,
+        columns=["hold_token", "account_token", "amount_minor", "state", "last_seq"],
+    )
 
 
 def timer(histograms: dict[str, HdrHistogram]) -> Callable[..., Awaitable[web.StreamResponse]]:

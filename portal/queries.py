@@ -25,6 +25,14 @@ SPEND_METHODS = (
     "pgfs.pindebit",
     "pgfs.atm.withdrawal",
 )
+REVERSAL = "pgfs.authorization.reversal"
+# Reversals (informative messages, approved) give back what they release, so a purchase
+# reversed in the end, in whole or in part, counts only what was kept.
+SPENT = f"""
+    sum(CASE WHEN t.method = '{REVERSAL}' THEN -t.amount_minor ELSE t.amount_minor END)
+        AS spent,
+    count(*) FILTER (WHERE t.method <> '{REVERSAL}') AS n
+"""
 
 
 @dataclass(frozen=True)
@@ -77,14 +85,14 @@ async def overview(pool: asyncpg.Pool, found: Company, now_ms: int) -> dict[str,
             found.company_id,
         )
         by_mcc = await connection.fetch(
-            """SELECT merchant->>'mcc' AS mcc, sum(amount_minor) AS spent, count(*) AS n
-               FROM transactions
-               WHERE account_token = $1 AND at_ms >= $2 AND approved
-                 AND voided_by_seq IS NULL AND method = ANY($3::text[])
-               GROUP BY 1""",
+            f"""SELECT t.merchant->>'mcc' AS mcc, {SPENT}
+               FROM transactions t
+               WHERE t.account_token = $1 AND t.at_ms >= $2 AND t.approved
+                 AND t.voided_by_seq IS NULL AND t.method = ANY($3::text[])
+               GROUP BY 1""",  # noqa: S608
             found.business_token,
             since,
-            list(SPEND_METHODS),
+            [*SPEND_METHODS, REVERSAL],
         )
         account = await connection.fetchrow(
             "SELECT posted_minor, held_minor, credit_line_minor FROM accounts "
@@ -234,19 +242,19 @@ async def report(
 ) -> list[dict[str, Any]]:
     """Spend by month, employee and category for the company, in one statement."""
     rows = await pool.fetch(
-        """SELECT to_char(to_timestamp(t.at_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM') AS month,
+        f"""SELECT to_char(to_timestamp(t.at_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM') AS month,
                   coalesce(u.display_name, '(no card)') AS employee,
-                  t.merchant->>'mcc' AS mcc, sum(t.amount_minor) AS spent, count(*) AS n
+                  t.merchant->>'mcc' AS mcc, {SPENT}
            FROM transactions t
            LEFT JOIN portal_cards c ON c.card_token = t.card_token
            LEFT JOIN portal_users u ON u.id = c.user_id
            WHERE t.account_token = $1 AND t.at_ms >= $2 AND t.at_ms < $3 AND t.approved
              AND t.voided_by_seq IS NULL AND t.method = ANY($4::text[])
-           GROUP BY 1, 2, 3""",
+           GROUP BY 1, 2, 3""",  # noqa: S608
         found.business_token,
         since_ms,
         until_ms,
-        list(SPEND_METHODS),
+        [*SPEND_METHODS, REVERSAL],
     )
     folded: dict[tuple[str, str, str], list[int]] = {}
     for row in rows:

@@ -241,3 +241,6 @@ async def test_statuses_follow_the_hold_and_a_country_block_declines(
         "Charlie": {"pending"},
         "Delta": {"declined"},
     }
+    # Spend counts each purchase once (not its clearing) and nothing reversed or declined.
+    _, page = await boss.get("/company")
+    assert 'id="spent">20.00 USD<' in page
