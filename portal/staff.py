@@ -184,7 +184,22 @@ async def lookup(context: Context) -> web.StreamResponse:
             term,
             tokens,
         )
+        found["processor"] = await _processor_states(pool, [term, *tokens])
     return context.render("admin/lookup.html", term=term, found=found)
+
+
+async def _processor_states(pool: asyncpg.Pool, tokens: list[str]) -> list[asyncpg.Record]:
+    """What the processor's webhooks last said of these cards or holders, where the webhook
+    intake (another part, migration 0003) is installed."""
+    try:
+        rows: list[asyncpg.Record] = await pool.fetch(
+            "SELECT object_kind, object_token, state, event_time FROM webhook_states "
+            "WHERE object_token = ANY($1::text[])",
+            tokens,
+        )
+    except asyncpg.UndefinedTableError:
+        return []
+    return rows
 
 
 async def audit_log(context: Context) -> web.StreamResponse:

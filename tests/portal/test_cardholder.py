@@ -186,8 +186,14 @@ async def test_the_program_view_and_lookup(
         await asyncio.sleep(0.05)
     assert status == 200 and "50.0 %" in page and "<svg" in page
     assert "Not enough money available" in page
+    await running.pool.execute(
+        "INSERT INTO webhook_states (object_token, object_kind, state, event_token, event_time)"
+        " VALUES ($1, 'card', 'ACTIVE', 'ev-1', '2026-12-01T00:00:00Z')",
+        card,
+    )
     status, page = await browser.get(f"/admin/lookup?q={card}")
     assert status == 200 and "ann@acme.test" in page and "issue_card" in page
+    assert f"card {card}: ACTIVE" in page
     async with running.session.get(f"{running.url}/metrics") as answer:
         exposition = await answer.text()
     assert 'pyjit_portal_request_seconds_count{method="GET",route="/admin"' in exposition
