@@ -49,6 +49,7 @@ SETTINGS: dict[str, tuple[str, type]] = {
     "redis_url": ("REDIS_URL", str),
     "rabbitmq_url": ("RABBITMQ_URL", str),
     "sentry_dsn": ("SENTRY_DSN", str),
+    "ops_addr": ("PYJIT_OPS_ADDR", str),
     "webhook_username": ("PYJIT_WEBHOOK_USERNAME", str),
     "webhook_password": ("PYJIT_WEBHOOK_PASSWORD", str),
     "webhook_secret": ("PYJIT_WEBHOOK_SECRET", str),
@@ -103,6 +104,8 @@ class Config:
     redis_url: str = ""
     rabbitmq_url: str = field(default="", repr=False)
     sentry_dsn: str = field(default="", repr=False)
+    # Where a worker answers /health, /ready and /metrics (HOST:PORT); empty: nowhere.
+    ops_addr: str = ""
     webhook_username: str = ""
     webhook_password: str = field(default="", repr=False)
     webhook_secret: str = field(default="", repr=False)
@@ -271,6 +274,8 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
         problems.append("PYJIT_SNAPSHOT_INTERVAL_S and PYJIT_EXPIRY_INTERVAL_S must be positive")
     if not 1 <= config.edge_budget_ms <= 7000:
         problems.append("PYJIT_EDGE_BUDGET_MS must be 1-7000 (the processor waits 1-7 s)")
+    if config.ops_addr:
+        parse_address(config.ops_addr, "PYJIT_OPS_ADDR", problems)
     if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append("PYJIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     return config

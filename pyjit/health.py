@@ -14,8 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
+from pyjit import logs
 from pyjit.clock import Clock
+from pyjit.metrics import Metrics, mount
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +122,27 @@ def add_rabbitmq(readiness: Readiness, url: str) -> None:
             await held[0].close()
 
     readiness.add_round_trip("rabbitmq", open_channel, close)
+
+
+async def serve_ops(address: str, metrics: Metrics, readiness: Readiness) -> web.AppRunner:
+    """Listen on `address` (HOST:PORT) with /health, /ready and /metrics alone: the HTTP face
+    of a process that serves nothing else over HTTP (a webhook worker). Returns the runner
+    to clean up."""
+    async def alive(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def ready(request: web.Request) -> web.Response:
+        ok, checks = await readiness.check()
+        metrics.ready.set(1 if ok else 0)
+        return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    app = web.Application(middlewares=[logs.request_ids])
+    app.router.add_get("/health", alive)
+    app.router.add_get("/ready", ready)
+    mount(app, metrics)
+    app.on_cleanup.append(lambda _app: readiness.close())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, _, port = address.rpartition(":")
+    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    return runner

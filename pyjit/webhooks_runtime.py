@@ -16,6 +16,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from pyjit import health
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.consumers import EventRejected, LedgerAnswer, Reconciler
@@ -203,6 +204,7 @@ async def serve_worker(config: Config, clock: Clock, stop: asyncio.Event) -> Non
             queue = await open_queue(config, pool)
             reconciler = Reconciler(pool, RemoteLedger(config, session, pool))
             metrics = Metrics()
+            ops = await _serve_worker_ops(config, clock, pool, metrics)
             tasks = [
                 asyncio.create_task(
                     queue.consume(_timed(reconciler, clock, metrics), _observer(metrics))
@@ -216,7 +218,23 @@ async def serve_worker(config: Config, clock: Clock, stop: asyncio.Event) -> Non
             await asyncio.gather(*tasks, return_exceptions=True)
             if isinstance(queue, RabbitQueue):
                 await queue.close()
+            if ops is not None:
+                await ops.cleanup()
         await pool.close()
     finally:
         with contextlib.suppress(Exception):
             database.release()
+
+
+async def _serve_worker_ops(
+    config: Config, clock: Clock, pool: asyncpg.Pool, metrics: "Metrics"
+) -> web.AppRunner | None:
+    """The worker's probes and scrapes on PYJIT_OPS_ADDR, when it is set (its HTTP address
+    is the edge it sends decisions to)."""
+    if not config.ops_addr:
+        return None
+    readiness = health.Readiness(clock)
+    health.add_postgres(readiness, "database", pool)
+    if config.rabbitmq_url:
+        health.add_rabbitmq(readiness, config.rabbitmq_url)
+    return await health.serve_ops(config.ops_addr, metrics, readiness)

@@ -73,6 +73,9 @@ def test_compose_runs_every_role() -> None:
         for dependency in service.get("depends_on", {}) or {}:
             assert dependency in services, (name, dependency)
     environment = services["decider"]["environment"]
+    shard_host = environment["PYJIT_SHARDS"].split(":")[0]
+    for decider in ("decider", "decider-standby"):
+        assert shard_host in services[decider]["networks"]["default"]["aliases"]
     assert environment["DATABASE_URL"].startswith("postgresql://")
     assert environment["REDIS_URL"].startswith("redis://")
     assert environment["RABBITMQ_URL"].startswith("amqp://")
@@ -135,11 +138,16 @@ def test_manifests_cover_what_operations_need() -> None:
     assert {"decider", "decider-standby"} <= kinds["StatefulSet"]
     assert kinds["PodDisruptionBudget"] >= {"edge", "decider"}
     assert "ConfigMap" in kinds and "Secret" in kinds and "Service" in kinds
+    config = next(doc for doc in documents if doc["kind"] == "ConfigMap")
+    for address in config["data"]["PYJIT_SHARDS"].split(","):
+        assert address.split(":")[0] in kinds["Service"], address
     for document in documents:
         if document["kind"] not in ("Deployment", "StatefulSet"):
             continue
         for container in document["spec"]["template"]["spec"]["containers"]:
             assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
-            assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+            # A standby listens on nothing before it takes over: no liveness probe to fail.
+            if document["metadata"]["name"] != "decider-standby":
+                assert container["livenessProbe"]["httpGet"]["path"] == "/health"
             assert {"cpu", "memory"} <= set(container["resources"]["requests"])
             assert {"cpu", "memory"} <= set(container["resources"]["limits"])
