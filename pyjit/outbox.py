@@ -41,6 +41,7 @@ DEAD_EXCHANGE = "webhooks.dead"
 DEAD_QUEUE = "webhooks.dead"
 TRANSACTIONS_EXCHANGE = "transactions"
 PUBLISH_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 2.0
 
 Handler = Callable[[Event], Awaitable[None]]
 Observer = Callable[[str], None]
@@ -233,8 +234,13 @@ class RabbitQueue:
         try:
             await asyncio.Future()
         finally:
-            await queue.cancel(tag)
-            await channel.close()
+            # After the connection closed there is nothing to cancel, and waiting for the
+            # broker's answer would hang the shutdown.
+            if not channel.is_closed:
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await queue.cancel(tag)
+                        await channel.close()
 
 
 async def _handle_message(

@@ -16,7 +16,7 @@ DONE = "SELECT count(*) FROM webhook_queue WHERE done_at IS NULL AND dead_at IS 
 APPLIED = "SELECT outcome FROM webhook_events WHERE event_token = $1"
 
 
-async def _served(start: Start, database_url: str) -> Served:
+async def _served(database_url: str, start: Start) -> Served:
     served = await start(database_url)
     await served.load(PROGRAM)
     return served
@@ -28,9 +28,9 @@ async def _settled(served: Served) -> None:
 
 
 async def test_three_deliveries_two_at_once_have_one_effect(
-    start: Start, database_url: str
+    database_url: str, start: Start
 ) -> None:
-    served = await _served(start, database_url)
+    served = await _served(database_url, start)
     body = orjson.dumps({"transactions": [transaction("t1", "j1", amount="12.34")]})
 
     statuses = await asyncio.gather(served.deliver(body), served.deliver(body))
@@ -46,8 +46,8 @@ async def test_three_deliveries_two_at_once_have_one_effect(
     assert queued[0][0] == 3
 
 
-async def test_late_approval_is_undone_once(start: Start, database_url: str) -> None:
-    served = await _served(start, database_url)
+async def test_late_approval_is_undone_once(database_url: str, start: Start) -> None:
+    served = await _served(database_url, start)
     approved = transaction("t1", "j1", amount="20.00")
     status, _ = await served.jit(orjson.dumps(approved))
     assert status == 200
@@ -64,9 +64,9 @@ async def test_late_approval_is_undone_once(start: Start, database_url: str) -> 
 
 
 async def test_clearing_seen_through_jit_is_not_counted_twice(
-    start: Start, database_url: str
+    database_url: str, start: Start
 ) -> None:
-    served = await _served(start, database_url)
+    served = await _served(database_url, start)
     authorization = transaction("t1", "j1", amount="30.00")
     clearing = transaction(
         "t2",
@@ -89,9 +89,9 @@ async def test_clearing_seen_through_jit_is_not_counted_twice(
 
 
 async def test_reversal_before_its_authorization_leaves_no_hold(
-    start: Start, database_url: str
+    database_url: str, start: Start
 ) -> None:
-    served = await _served(start, database_url)
+    served = await _served(database_url, start)
     reversal = transaction(
         "t2",
         "j2",
@@ -116,9 +116,9 @@ async def test_reversal_before_its_authorization_leaves_no_hold(
 
 
 async def test_poison_event_is_dead_after_five_attempts_and_the_rest_go_on(
-    start: Start, database_url: str
+    database_url: str, start: Start
 ) -> None:
-    served = await _served(start, database_url)
+    served = await _served(database_url, start)
     poison = transaction("t1", "j1", amount="not-a-number")
     healthy = transaction("t2", "j2", amount="5.00")
     assert (await served.deliver({"transactions": [poison, healthy]}))[0] == 200
@@ -132,8 +132,8 @@ async def test_poison_event_is_dead_after_five_attempts_and_the_rest_go_on(
     assert await served.fetch(APPLIED, "t1") == []
 
 
-async def test_card_transition_waits_for_its_card(start: Start, database_url: str) -> None:
-    served = await _served(start, database_url)
+async def test_card_transition_waits_for_its_card(database_url: str, start: Start) -> None:
+    served = await _served(database_url, start)
     suspended = {
         "token": "ct1",
         "card_token": "c2",

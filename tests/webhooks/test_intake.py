@@ -42,7 +42,7 @@ def test_signature_accepts_sha256_and_sha1_and_nothing_else() -> None:
     ],
 )
 async def test_bad_credentials_or_signature_are_401(
-    start: Start, database_url: str, headers: dict[str, Any], why: str
+    database_url: str, start: Start, headers: dict[str, Any], why: str
 ) -> None:
     served = await start(database_url)
     # The body is not even JSON: a 401 proves nothing was parsed before the checks.
@@ -82,7 +82,7 @@ async def test_bad_credentials_or_signature_are_401(
     ],
 )
 async def test_malformed_and_stale_deliveries_name_the_field(
-    start: Start, database_url: str, payload: Any, status: int, field: str
+    database_url: str, start: Start, payload: Any, status: int, field: str
 ) -> None:
     served = await start(database_url)
     got, answer = await served.deliver(payload)
@@ -91,14 +91,14 @@ async def test_malformed_and_stale_deliveries_name_the_field(
     assert await served.fetch("SELECT * FROM webhook_deliveries") == []
 
 
-async def test_a_ping_is_answered_and_not_queued(start: Start, database_url: str) -> None:
+async def test_a_ping_is_answered_and_not_queued(database_url: str, start: Start) -> None:
     served = await start(database_url)
     status, answer = await served.deliver({"pings": [{"token": "marqeta", "payload": "x"}]})
     assert (status, answer) == (200, {"accepted": 0})
     assert await served.fetch("SELECT * FROM webhook_queue") == []
 
 
-async def test_accepted_delivery_is_stored_raw_and_queued(start: Start, database_url: str) -> None:
+async def test_accepted_delivery_is_stored_raw_and_queued(database_url: str, start: Start) -> None:
     served = await start(database_url)
     await served.load(PROGRAM)
     events = [transaction("t1", "j1"), transaction("t2", "j2", amount="0.10")]
@@ -117,7 +117,7 @@ async def test_accepted_delivery_is_stored_raw_and_queued(start: Start, database
     ]
 
 
-async def test_sha1_signature_is_accepted(start: Start, database_url: str) -> None:
+async def test_sha1_signature_is_accepted(database_url: str, start: Start) -> None:
     served = await start(database_url)
     body = orjson.dumps({"usertransitions": [{"token": "ut1", "status": "ACTIVE"}]})
     status, _ = await served.deliver(body, signature=sign(body, digest=hashlib.sha1))
@@ -125,7 +125,7 @@ async def test_sha1_signature_is_accepted(start: Start, database_url: str) -> No
 
 
 async def test_without_credentials_configured_the_intake_is_closed(
-    start: Start, database_url: str
+    database_url: str, start: Start
 ) -> None:
     served = await start(database_url, webhook_username="", webhook_password="", webhook_secret="")
     status, answer = await served.deliver({"transactions": []})
