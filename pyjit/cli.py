@@ -18,8 +18,9 @@ from pyjit.config import Config, ConfigError, client_config, load_config
 T = TypeVar("T")
 
 # What `pyjit serve --role` may run: everything in one process, a decider (gRPC only), a
-# stateless edge in front of decider shards (pyjit/server.py ROLES), or the portal alone.
-SERVE_ROLES = ("all", "decider", "edge", "portal")
+# stateless edge in front of decider shards (pyjit/server.py ROLES), the portal alone, or
+# the webhook consumers alone (reaching the decider through the edge at PYJIT_HTTP_ADDR).
+SERVE_ROLES = ("all", "decider", "edge", "portal", "worker")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

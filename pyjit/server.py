@@ -40,6 +40,7 @@ from pyjit.spill import VoidSpill
 from pyjit.spill import adopt as adopt_spilled
 from pyjit.standby import follow_and_take_over
 from pyjit.webhooks_runtime import install as install_webhooks
+from pyjit.webhooks_runtime import serve_worker
 from pyjit.webhooks_runtime import start_background as start_webhook_consumers
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ ROLES = {
     "decider": Role(http=False, grpc=True),
     "edge": Role(http=True, grpc=False, runner=serve_edge),
     "portal": Role(http=True, grpc=False, runner=serve_portal),
+    "worker": Role(http=False, grpc=False, runner=serve_worker),
 }
 
 

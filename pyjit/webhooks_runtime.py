@@ -10,6 +10,7 @@ HTTP, as an edge or a decider in another process serves it.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -191,8 +192,15 @@ def start_background(state: "ServerState") -> list["asyncio.Task[None]"]:
     return tasks
 
 
-async def serve_worker(config: Config, clock: Clock, stop: asyncio.Event) -> None:
-    """Consume webhook events until `stop` is set; decisions go to the edge over HTTP."""
+async def serve_worker(
+    config: Config,
+    clock: Clock,
+    stop: asyncio.Event,
+    on_listening: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
+    """Consume webhook events until `stop` is set; decisions go to the edge over HTTP.
+
+    `on_listening` hears `worker:<edge URL>` once the consumers run."""
     from pyjit.metrics import Metrics
 
     database = await asyncio.to_thread(open_database, config.database_url, config.home)
@@ -212,6 +220,10 @@ async def serve_worker(config: Config, clock: Clock, stop: asyncio.Event) -> Non
                 asyncio.create_task(reconciler.run_parking()),
             ]
             log.info("worker consuming webhook events; decisions at %s", config.base_url)
+            if on_listening is not None:
+                waited = on_listening(f"worker:{config.base_url}")
+                if waited is not None:
+                    await waited
             await stop.wait()
             for task in tasks:
                 task.cancel()
