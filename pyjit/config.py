@@ -46,6 +46,7 @@ SETTINGS: dict[str, tuple[str, type]] = {
     "standin_approve_up_to": ("PYJIT_STANDIN_APPROVE_UP_TO", str),
     "standin_currency": ("PYJIT_STANDIN_CURRENCY", str),
     "standin_mccs": ("PYJIT_STANDIN_MCCS", str),
+    "grpc_token": ("PYJIT_GRPC_TOKEN", str),
     "redis_url": ("REDIS_URL", str),
     "rabbitmq_url": ("RABBITMQ_URL", str),
     "sentry_dsn": ("SENTRY_DSN", str),
@@ -100,6 +101,7 @@ class Config:
     standin_approve_up_to: str = ""
     standin_currency: str = "USD"
     standin_mccs: str = ""
+    grpc_token: str = field(default="", repr=False)
     # Optional servers: /ready probes each one that is set; SENTRY_DSN turns error tracking on.
     redis_url: str = ""
     rabbitmq_url: str = field(default="", repr=False)

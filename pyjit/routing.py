@@ -168,9 +168,13 @@ def _order_owner(order: Any, shard_count: int) -> int | None:
 class Router:
     """One pooled channel per shard; HTTP/2 multiplexes every call of an edge over it."""
 
-    def __init__(self, shards: Sequence[Shard]) -> None:
+    def __init__(self, shards: Sequence[Shard], token: str = "") -> None:
         assert shards, "a router needs at least one shard"
         self.shards = list(shards)
+        # Sent on every call: the deciders' PYJIT_GRPC_TOKEN, when they require one.
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         self._channels = [
             grpc.aio.insecure_channel(shard.target, options=CHANNEL_OPTIONS) for shard in shards
         ]
@@ -191,14 +195,16 @@ class Router:
     async def decide(self, shard: int, body: bytes, timeout_s: float) -> jit_pb2.DecideResponse:
         # The edge's request id travels with the message into the decider's log lines.
         request = jit_pb2.DecideRequest(raw=body, request_id=logs.request_id.get() or "")
-        return await self.jit[shard].Decide(request, timeout=timeout_s)
+        return await self.jit[shard].Decide(request, timeout=timeout_s, metadata=self.metadata)
 
     async def load_program(self, document: bytes, timeout_s: float) -> list[int]:
         """Load a program file on every shard (GPA orders on their owners); entries each."""
         loaded = []
         for shard, part in enumerate(split_program(document, len(self.shards))):
             request = program_pb2.LoadProgramRequest(document=part)
-            response = await self.program[shard].LoadProgram(request, timeout=timeout_s)
+            response = await self.program[shard].LoadProgram(
+                request, timeout=timeout_s, metadata=self.metadata
+            )
             loaded.append(response.entries)
         return loaded
 

@@ -152,7 +152,9 @@ async def _serve_with(
     rpc = None
     if role.grpc:
         latency = state.metrics.grpc_seconds
-        rpc = DeciderServer(lambda: state.decider, state.pool, state.clock, latency)
+        rpc = DeciderServer(
+            lambda: state.decider, state.pool, state.clock, latency, config.grpc_token
+        )
     if rpc is not None:
         await rpc.start(config.grpc_addr)
     log.info("listening on %s", url)

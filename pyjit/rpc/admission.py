@@ -1,5 +1,5 @@
-"""Admission of gRPC calls: refuse new calls once a stop begins, let admitted ones finish,
-and time every call by method and status.
+"""Admission of gRPC calls: check the caller's token, refuse new calls once a stop begins,
+let admitted ones finish, and time every call by method and status.
 
 grpc.aio's own `stop(grace)` cancels calls it has accepted but not yet handed to a servicer;
 a caller sees CANCELLED, which no retry policy retries. Closing admission first turns those
@@ -10,6 +10,7 @@ servicer is running.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,8 +29,10 @@ ALWAYS_ADMITTED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class Admission(grpc.aio.ServerInterceptor):
-    def __init__(self, clock: Clock, latency: Histogram | None = None) -> None:
+    def __init__(self, clock: Clock, latency: Histogram | None = None, token: str = "") -> None:
         self._clock = clock
+        # With a token set, every call but health and reflection must present it.
+        self._expected = f"Bearer {token}".encode() if token else None
         self._latency = latency
         self._open = True
         self._in_flight = 0
@@ -116,11 +119,27 @@ class Admission(grpc.aio.ServerInterceptor):
         return admitted
 
     async def _admit(self, context: Context) -> None:
+        if self._expected is not None and not self._authorized(context):
+            refusal = RpcRefusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "UNAUTHENTICATED",
+                "missing or wrong authorization metadata (Bearer PYJIT_GRPC_TOKEN)",
+            )
+            status = status_of(refusal)
+            await context.abort(status.code, status.details, status.trailing_metadata)
         if not self._open:
             self._refused += 1
             refusal = RpcRefusal(grpc.StatusCode.UNAVAILABLE, "STOPPING", "decider is stopping")
             status = status_of(refusal)
             await context.abort(status.code, status.details, status.trailing_metadata)
+
+    def _authorized(self, context: Context) -> bool:
+        assert self._expected is not None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                presented = value.encode() if isinstance(value, str) else value
+                return hmac.compare_digest(presented, self._expected)
+        return False
 
     def _enter(self) -> int:
         self._in_flight += 1

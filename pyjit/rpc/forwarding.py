@@ -161,5 +161,7 @@ async def deliver_standin(router: Router, holder: str, message: bytes, approved:
     """Hand one recorded stand-in to its owning decider; the result's name."""
     shard = router.shard_for(holder)
     request = jit_pb2.ApplyStandInRequest(raw=message, approved=approved)
-    response = await router.jit[shard].ApplyStandIn(request, timeout=DELIVERY_TIMEOUT_S)
+    response = await router.jit[shard].ApplyStandIn(
+        request, timeout=DELIVERY_TIMEOUT_S, metadata=router.metadata
+    )
     return jit_pb2.ApplyStandInResponse.Result.Name(response.result)

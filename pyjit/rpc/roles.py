@@ -45,7 +45,7 @@ def edge_settings(config: Config) -> tuple[Router, StandInPolicy]:
         problems.append(f"PYJIT_STANDIN_*: {error}")
     if problems:
         raise ConfigError(problems)
-    return Router(shards), policy
+    return Router(shards, config.grpc_token), policy
 
 
 async def serve_edge(

@@ -69,8 +69,9 @@ class DeciderServer:
         pool: asyncpg.Pool,
         clock: Clock,
         latency: Histogram | None = None,
+        token: str = "",
     ) -> None:
-        self.admission = Admission(clock, latency)
+        self.admission = Admission(clock, latency, token)
         self.server = grpc.aio.server(interceptors=[self.admission], options=SERVER_OPTIONS)
         live = Live(decider, pool)
         jit_pb2_grpc.add_JitServicer_to_server(JitService(decider, live.currency), self.server)

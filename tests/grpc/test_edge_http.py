@@ -1,11 +1,14 @@
 """The edge's HTTP face: bad input gets the same precise 4xx as the all-in-one gateway, the
 field named, whether the edge finds the fault itself (no JSON, no holder) or the decider
-behind it does (an amount with too many decimals, a reused token, a bad program)."""
+behind it does (an amount with too many decimals, a reused token, a bad program). The
+decider here requires a gRPC token, which the edge presents and a bare caller lacks."""
 
 import aiohttp
+import grpc
 import orjson
 import pytest
 
+from pyjit.v1 import jit_pb2, jit_pb2_grpc
 from tests.grpc.cluster import (
     AUTH,
     Cluster,
@@ -18,11 +21,22 @@ from tests.grpc.cluster import (
     wait_serving,
 )
 
+TOKEN = "grpc-test-token-0123456789"
+
 
 @pytest.fixture
-async def edge(cluster: Cluster, database_url: str, second_database_url: str) -> Served:
-    decider = cluster.start("decider", database_url)
-    started = cluster.start("edge", second_database_url, shards=decider.grpc_addr)
+async def decider(cluster: Cluster, database_url: str) -> Served:
+    return cluster.start("decider", database_url, extra_env={"PYJIT_GRPC_TOKEN": TOKEN})
+
+
+@pytest.fixture
+async def edge(cluster: Cluster, decider: Served, second_database_url: str) -> Served:
+    started = cluster.start(
+        "edge",
+        second_database_url,
+        shards=decider.grpc_addr,
+        extra_env={"PYJIT_GRPC_TOKEN": TOKEN},
+    )
     await wait_serving(decider)
     await wait_http(started)
     async with aiohttp.ClientSession() as session:
@@ -69,3 +83,18 @@ async def test_bad_input_is_refused_with_the_field_named(edge: Served) -> None:
         ) as response:
             payload = orjson.loads(await response.read())
             assert response.status == 400 and payload["field"] == "cards[0].user_token"
+
+
+async def test_the_decider_refuses_calls_without_its_token(edge: Served, decider: Served) -> None:
+    request = jit_pb2.DecideRequest(raw=jit_body("z1"))
+    async with grpc.aio.insecure_channel(decider.grpc_addr) as channel:
+        jit = jit_pb2_grpc.JitStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await jit.Decide(request)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await jit.Decide(request, metadata=(("authorization", "Bearer wrong"),))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        reply = await jit.Decide(request, metadata=(("authorization", f"Bearer {TOKEN}"),))
+        assert reply.decision.approved
