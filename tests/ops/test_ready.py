@@ -4,7 +4,6 @@ database, Redis and RabbitMQ when configured, recovery, the writer and the proje
 /health answers liveness without touching any dependency."""
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,16 +14,10 @@ from pyjit import health
 from pyjit.clock import SystemClock
 from pyjit.config import Address
 from tests.gateway.conftest import Gateway, gateway_config, start_gateway, stop_gateway
+from tests.grpc.cluster import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +65,7 @@ async def test_the_rabbitmq_probe_opens_a_channel_through_the_broker() -> None:
     assert 0 <= checks["rabbitmq"]["latency_ms"] < 1000
 
     down = health.Readiness(SystemClock())
-    health.add_rabbitmq(down, f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    health.add_rabbitmq(down, f"amqp://guest:guest@127.0.0.1:{free_port()}/")
     try:
         ok, checks = await down.check()
     finally:
@@ -83,7 +76,7 @@ async def test_the_rabbitmq_probe_opens_a_channel_through_the_broker() -> None:
 async def test_a_dependency_down_makes_it_unready(
     database_url: str, session: aiohttp.ClientSession
 ) -> None:
-    down = f"redis://127.0.0.1:{closed_port()}/0"
+    down = f"redis://127.0.0.1:{free_port()}/0"
     async with running(database_url, session, redis_url=down) as gateway:
         status, body = await ready(gateway)
         async with gateway.session.get(f"{gateway.url}/health") as response:

@@ -5,17 +5,13 @@ serves /metrics too, and a gRPC-only decider answers /health, /ready and /metric
 for its probes and scrapes, and nothing else."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import orjson
-import pytest
 
 from tests.grpc.cluster import (
     AUTH,
     Cluster,
-    fresh_database,
     jit_body,
     post_program,
     program,
@@ -24,26 +20,11 @@ from tests.grpc.cluster import (
 )
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-@pytest.fixture
-async def edge_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
-    async for url in fresh_database(postgres_admin_url):
-        yield url
-
-
 async def test_the_request_id_reaches_the_deciders_log(
-    cluster: Cluster, database_url: str, edge_database_url: str
+    cluster: Cluster, database_url: str, second_database_url: str
 ) -> None:
     decider = cluster.start("decider", database_url)
-    edge = cluster.start("edge", edge_database_url, shards=decider.grpc_addr)
+    edge = cluster.start("edge", second_database_url, shards=decider.grpc_addr)
     await wait_serving(decider)
     await wait_http(edge)
     headers = {"Authorization": AUTH, "Content-Type": "application/json"}

@@ -4,7 +4,6 @@ scrapes on PYJIT_OPS_ADDR: /health at once, /ready with its database's status an
 
 import asyncio
 import contextlib
-import socket
 
 import aiohttp
 import orjson
@@ -13,13 +12,7 @@ from pyjit.clock import SystemClock
 from pyjit.config import Config
 from pyjit.server import run_migrations
 from pyjit.webhooks_runtime import serve_worker
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+from tests.grpc.cluster import free_port
 
 
 async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
