@@ -128,6 +128,7 @@ async def serve_ops(address: str, metrics: Metrics, readiness: Readiness) -> web
     """Listen on `address` (HOST:PORT) with /health, /ready and /metrics alone: the HTTP face
     of a process that serves nothing else over HTTP (a webhook worker). Returns the runner
     to clean up."""
+
     async def alive(request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
