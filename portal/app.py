@@ -15,7 +15,7 @@ from portal.kyc import SandboxKyc
 from portal.roles import Role
 from portal.sessions import RedisHandle, SessionStore, SignInLimiter
 from portal.settings import PortalSettings
-from portal.web import PORTAL, Handler, Portal, guard, templates
+from portal.web import PORTAL, Handler, Portal, guard, templates, timed
 from pyjit.clock import Clock, Ids
 from pyjit.metrics import Metrics
 
@@ -129,7 +129,7 @@ def install(app: web.Application, portal: Portal) -> None:
     """Add the portal's pages, API and static files to `app`."""
     app[PORTAL] = portal
     for method, path, public in PUBLIC:
-        app.router.add_route(method, path, public)
+        app.router.add_route(method, path, timed(public))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guard(route.roles, route.handler))
     api.install(app)

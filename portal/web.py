@@ -137,14 +137,15 @@ async def read_form(request: web.Request) -> MultiDictProxy[Any] | None:
         return None
 
 
-def guard(roles: frozenset[Role], handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
-    """Sign-in, role and CSRF checks in front of `handler`: a page for anyone outside
-    `roles` is 403, and every POST without its session's CSRF token is 403."""
+def timed(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Record the request's latency by route, method and status in the metrics."""
 
-    async def guarded(request: web.Request) -> web.StreamResponse:
+    async def timing(request: web.Request) -> web.StreamResponse:
         portal = request.app[PORTAL]
         started_ns = portal.clock.monotonic_ns()
-        response = await _guarded(portal, request, roles, handler)
+        response = await handler(request)
         if portal.metrics is not None:
             route = request.match_info.route.resource
             name = route.canonical if route is not None else "unknown"
@@ -153,7 +154,19 @@ def guard(roles: frozenset[Role], handler: Handler) -> Callable[[web.Request], A
             ).observe((portal.clock.monotonic_ns() - started_ns) / 1e9)
         return response
 
-    return guarded
+    return timing
+
+
+def guard(
+    roles: frozenset[Role], handler: Handler
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Sign-in, role and CSRF checks in front of `handler`: a page for anyone outside
+    `roles` is 403, and every POST without its session's CSRF token is 403."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        return await _guarded(request.app[PORTAL], request, roles, handler)
+
+    return timed(guarded)
 
 
 async def _guarded(
@@ -161,11 +174,11 @@ async def _guarded(
 ) -> web.StreamResponse:
     session = await portal.sessions.load(request.cookies.get(COOKIE))
     if session is None or not session.signed_in or session.user_id is None:
-        raise web.HTTPSeeOther("/login")
+        return see_other("/login")
     viewer = await users.viewer(portal.pool, session.user_id)
     if viewer is None:
         await portal.sessions.end(session)
-        raise web.HTTPSeeOther("/login")
+        return see_other("/login")
     if viewer.role not in roles:
         return forbidden(portal, session, viewer)
 
