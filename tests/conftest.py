@@ -55,6 +55,13 @@ def postgres_admin_url() -> Iterator[str]:
 @pytest.fixture
 async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
     """The URL of a new, empty database, dropped after the test."""
+    async for url in fresh_database(postgres_admin_url):
+        yield url
+
+
+async def fresh_database(postgres_admin_url: str) -> AsyncIterator[str]:
+    """Create a database with a random name, yield its URL, drop it (for tests that need
+    more than one: `async for url in fresh_database(admin_url)`)."""
     name = f"pyjit_test_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(postgres_admin_url)
     try:

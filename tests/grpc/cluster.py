@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,24 +136,6 @@ async def wait_http(served: Served, timeout_s: float = 60) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{served.role} never answered:\n{served.log()}")
             await asyncio.sleep(0.05)
-
-
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    import secrets
-
-    name = f"pyjit_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = admin_url.partition("?")
-    yield base.rsplit("/", 1)[0] + f"/{name}" + admin_url[len(base) :]
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def post_jit(

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.grpc.cluster import Cluster, fresh_database
+from tests.conftest import fresh_database
+from tests.grpc.cluster import Cluster
 
 
 @pytest.fixture
