@@ -184,6 +184,9 @@ async def _guarded(
 
     form: Mapping[str, str] = {}
     if request.method == "POST":
+        if request.content_length is not None and request.content_length > FORM_MAX:
+            message = f"That form is over {FORM_MAX // 1024} kB."
+            return render(portal, "error.html", session, viewer, 413, message=message)
         posted = await read_form(request)
         if posted is None or not csrf_matches(session, posted.get("csrf")):
             return forbidden(portal, session, viewer)
