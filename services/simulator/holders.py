@@ -72,7 +72,9 @@ def _user_fields(state: SimulatorState, body: field.Body) -> dict[str, Any]:
         if not _DATE.match(birth_date):
             raise invalid("birth_date must be yyyy-MM-dd")
         fields["birth_date"] = birth_date
-    parent_token = field.optional_reference(body, "parent_token", state.users)
+    # A parent is a user or, for an employee spending a company's money, a business.
+    parents = state.users.keys() | state.businesses.keys()
+    parent_token = field.optional_reference(body, "parent_token", parents)
     if parent_token is not None:
         fields["parent_token"] = parent_token
     fields["uses_parent_account"] = field.flag(body, "uses_parent_account", False)

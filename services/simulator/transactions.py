@@ -95,7 +95,9 @@ def _holder(state: SimulatorState, card: Resource) -> tuple[str, str, str | None
         return "business_token", card["business_token"], None
     user = state.users[card["user_token"]]
     if user.get("uses_parent_account") and "parent_token" in user:
-        return "user_token", user["parent_token"], user["token"]
+        parent = user["parent_token"]
+        kind = "business_token" if parent in state.businesses else "user_token"
+        return kind, parent, user["token"]
     return "user_token", user["token"], user["token"]
 
 
