@@ -66,9 +66,12 @@ class JitService(jit_pb2_grpc.JitServicer):
 
         async def one(batch: jit_pb2.DecideBatch) -> None:
             try:
-                answers = await asyncio.gather(
-                    *(self._answer_or_error(request) for request in batch.requests)
-                )
+                requests = batch.requests
+                if len(requests) == 1:
+                    # The common single-message frame: no second task for one decision.
+                    answers = [await self._answer_or_error(requests[0])]
+                else:
+                    answers = await asyncio.gather(*map(self._answer_or_error, requests))
                 replies.put_nowait(jit_pb2.DecideBatchReply(responses=answers))
             finally:
                 room.release()

@@ -91,7 +91,8 @@ async def test_stream_answers_every_request_by_id(channel: grpc.aio.Channel) -> 
         for n in range(60)
     ]
     requests.append(jit_pb2.DecideRequest(raw=b"{not json", request_id="bad"))
-    batches = [requests[start : start + 7] for start in range(0, len(requests), 7)]
+    # Ten batches of six and a last one of one: both ways a batch is decided.
+    batches = [requests[start : start + 6] for start in range(0, len(requests), 6)]
 
     async def send() -> AsyncIterator[jit_pb2.DecideBatch]:
         for batch in batches:
