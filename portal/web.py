@@ -11,6 +11,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from portal import users
+from portal.categories import BY_TOKEN
 from portal.funding import FundingProvider
 from portal.gateway import ProgramLoader
 from portal.kyc import KycProvider
@@ -23,6 +24,13 @@ from pyjit.clock import Clock, Ids
 from pyjit.metrics import Metrics
 
 COOKIE = "pyjit_portal"
+CONTROL_KINDS = {
+    "per_transaction": "Per purchase",
+    "daily": "Per day",
+    "monthly": "Per month",
+    "mcc_group": "Blocked category",
+    "country": "Blocked country",
+}
 FORM_MAX = 64 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -89,6 +97,10 @@ def templates() -> jinja2.Environment:
     )
     environment.filters["money"] = lambda minor, currency="USD": display(minor, currency)
     environment.filters["decline_words"] = decline_words
+    environment.filters["control_kind"] = CONTROL_KINDS.get
+    environment.filters["category"] = lambda value: (
+        BY_TOKEN[value].name if value in BY_TOKEN else value
+    )
     return environment
 
 

@@ -150,7 +150,7 @@ async def _issue_limited_card(page: Page, running: Running) -> tuple[str, str, s
     await page.get_by_label("Limit").select_option("per_transaction")
     await page.get_by_label("Amount (USD)").fill("50.00")
     await page.get_by_role("button", name="Set limit").click()
-    await expect(page.get_by_text("per transaction:")).to_contain_text("50.00")
+    await expect(page.get_by_text("Per purchase:")).to_contain_text("50.00")
     holder = await running.pool.fetchval(
         "SELECT holder_token FROM portal_users WHERE email = 'ann@acme.test'"
     )
