@@ -97,6 +97,8 @@ async def serve(
         return
     async with migrated_pool(config.database_url, config.home) as (url, pool):
         state = ServerState(config, clock, pool)
+        # The webhook intake and consumers open their own pool on it (pyjit/webhooks_runtime.py).
+        state.extra["database_url"] = url
         await _lease_and_serve(url, state, chosen, stop, on_listening, standby)
 
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_KEY = "webhook_queue"
+POOL_KEY = "webhook_pool"
+WEBHOOK_POOL_SIZE = 12
 PROGRAM_TIMEOUT_S = 30.0
 LEDGER_REQUEST_TIMEOUT_S = 10.0
 
@@ -53,6 +55,12 @@ async def open_queue(config: Config, pool: asyncpg.Pool) -> PostgresQueue | Rabb
     return PostgresQueue(pool)
 
 
+async def _webhook_pool(url: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=WEBHOOK_POOL_SIZE)
+    assert pool is not None
+    return pool
+
+
 def install(app: web.Application, state: "ServerState") -> None:
     """Route the intake on `app`; its queue connects when the application starts."""
 
@@ -65,12 +73,21 @@ def install(app: web.Application, state: "ServerState") -> None:
         state.metrics.webhooks_received.labels("delivery", result).inc()
 
     async def connect(_: web.Application) -> None:
-        state.extra[QUEUE_KEY] = await open_queue(state.config, state.pool)
+        # The gateway's own pool is a handful of connections sized for the decision path;
+        # the intake and the consumers get theirs, so a burst of deliveries never queues
+        # behind the journal.
+        url = state.extra.get("database_url")
+        pool = state.pool if url is None else await _webhook_pool(url)
+        state.extra[POOL_KEY] = pool
+        state.extra[QUEUE_KEY] = await open_queue(state.config, pool)
 
     async def close(_: web.Application) -> None:
         opened = state.extra.pop(QUEUE_KEY, None)
         if isinstance(opened, RabbitQueue):
             await opened.close()
+        pool = state.extra.pop(POOL_KEY, None)
+        if pool is not None and pool is not state.pool:
+            await pool.close()
 
     handler = intake_handler(settings_of(state.config), state.clock, queue, observe)
     app.router.add_post(ROUTE, handler)
@@ -81,8 +98,9 @@ def install(app: web.Application, state: "ServerState") -> None:
 class InProcessLedger:
     """The decider of this process."""
 
-    def __init__(self, state: "ServerState") -> None:
+    def __init__(self, state: "ServerState", pool: asyncpg.Pool) -> None:
         self._state = state
+        self._pool = pool
 
     async def _decider(self) -> Any:
         # Consumers start after recovery (see `start_background`), so the decider is live.
@@ -110,10 +128,14 @@ class InProcessLedger:
         return []
 
     async def decision_of(self, jit_token: str) -> bool | None:
+        approved: bool | None = await self._pool.fetchval(DECISION_OF, jit_token)
+        if approved is not None:
+            return approved
+        # The read model trails the journal: before calling a token unknown, wait until it
+        # holds every decision committed so far.
         decider = await self._decider()
-        # The read model trails the journal; wait until it holds every committed decision.
         await decider.writer.projector.wait_for(decider.writer.committed_seq)
-        approved: bool | None = await self._state.pool.fetchval(DECISION_OF, jit_token)
+        approved = await self._pool.fetchval(DECISION_OF, jit_token)
         return approved
 
 
@@ -179,7 +201,8 @@ def start_background(state: "ServerState") -> list["asyncio.Task[None]"]:
     """The consumers and the decision relay, as tasks next to the decider."""
     queue = state.extra.get(QUEUE_KEY)
     assert queue is not None, "install() connects the queue when the application starts"
-    reconciler = Reconciler(state.pool, InProcessLedger(state))
+    pool = state.extra.get(POOL_KEY, state.pool)
+    reconciler = Reconciler(pool, InProcessLedger(state, pool))
     state.extra["reconciler"] = reconciler
     handler = _timed(reconciler, state.clock, state.metrics)
     tasks = [
@@ -187,7 +210,7 @@ def start_background(state: "ServerState") -> list["asyncio.Task[None]"]:
         asyncio.create_task(reconciler.run_parking(), name="parked-events"),
     ]
     if state.config.rabbitmq_url:
-        publisher = Publisher(state.config.rabbitmq_url, state.pool)
+        publisher = Publisher(state.config.rabbitmq_url, pool)
         tasks.append(asyncio.create_task(publisher.run(), name="publication"))
     return tasks
 
