@@ -119,7 +119,7 @@ impl Engine {
             )]));
         };
 
-        let mut scratch = self.clone();
+        let mut scratch = self.definitions_scratch();
         let mut reader = Reader {
             problems: Vec::new(),
         };
@@ -157,7 +157,7 @@ impl Engine {
         if !reader.problems.is_empty() {
             return Err(program_error(reader.problems));
         }
-        *self = scratch;
+        self.take_loaded(scratch);
         Ok(entries)
     }
 

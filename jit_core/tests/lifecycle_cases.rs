@@ -561,3 +561,45 @@ fn a_spilled_void_is_adopted_once_whatever_the_journal_kept() {
     assert!(live.adopt_void(&spilled).expect("void").is_none());
     assert!(neither.adopt_void(&spilled).expect("void").is_none());
 }
+
+#[test]
+fn loading_a_file_after_traffic_keeps_holds_answers_and_usage() {
+    let control = r#", "velocitycontrols": [{"token": "vc_day", "name": "Day",
+        "amount_limit": "50.00", "velocity_window": "DAY"}]"#;
+    let mut engine = engine_with("100.00", control);
+    let mut journal: Vec<Vec<u8>> = Vec::new();
+    let auth = decide(
+        &mut engine,
+        &body("k1", "pgfs.authorization", "card_a", "\"30.00\"", ""),
+    );
+    journal.push(auth.entry.expect("approved").to_json());
+
+    let file = br#"{"users": [{"token": "dora"}], "cards": [{"token": "card_e",
+        "user_token": "dora"}]}"#;
+    let loaded = engine.load(file, NOW_MS).expect("file loads");
+    journal.extend(loaded.iter().map(|entry| entry.to_json()));
+    let again = decide(
+        &mut engine,
+        &body("k1", "pgfs.authorization", "card_a", "\"30.00\"", ""),
+    );
+    let over = decide(
+        &mut engine,
+        &body("k2", "pgfs.authorization", "card_a", "\"25.00\"", ""),
+    );
+
+    assert!(again.replayed && again.approved);
+    assert_eq!(held(&engine), 3000);
+    assert_eq!(
+        over.decline_reason.as_deref(),
+        Some("AMOUNT_LIMIT_EXCEEDED")
+    );
+    let mut rebuilt = engine_with("100.00", control);
+    for data in &journal {
+        rebuilt.apply(data).expect("journal applies");
+    }
+    journal.push(over.entry.expect("a decline is journaled").to_json());
+    rebuilt
+        .apply(journal.last().expect("pushed"))
+        .expect("applies");
+    assert_eq!(rebuilt.state_digest(), engine.state_digest());
+}
