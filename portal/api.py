@@ -15,7 +15,7 @@ from aiohttp import web
 
 from portal import cards, controls, queries, users
 from portal.gateway import GatewayUnavailable, ProgramRejected
-from portal.money import AmountError, parse_amount
+from portal.money import AmountError, decimal_text, parse_amount
 from portal.passwords import verify_password
 from portal.roles import HOLDER_ROLES, SECOND_FACTOR_REQUIRED, Role, Viewer
 from portal.web import PORTAL, Portal, client_address
@@ -256,9 +256,57 @@ async def _card_for(portal: Portal, viewer: Viewer, card_token: str) -> tuple[An
     return None, None
 
 
+async def transactions(request: web.Request) -> web.Response:
+    """The viewer's transactions (a company admin: the company's), newest first, with the
+    page's filters: q, status, card, employee, page."""
+    viewer = await _bearer(request)
+    if viewer is None:
+        return _json(401, {"error": "missing, expired or invalid access token"})
+    portal = request.app[PORTAL]
+    filters = queries.filters_from(request.query)
+    if viewer.role is Role.COMPANY_ADMIN:
+        found = await queries.company(portal.pool, viewer.company_id)
+        assert found is not None, "a company admin always has a company"
+        rows = await queries.company_transactions(portal.pool, found, filters)
+    elif viewer.role in HOLDER_ROLES:
+        rows = await queries.holder_transactions(portal.pool, viewer.user_id, filters)
+    else:
+        return _json(403, {"error": "no transactions of your own"})
+    for row in rows:
+        row["amount"] = decimal_text(row.pop("amount_minor") or 0, row["currency"])
+    return _json(200, {"transactions": rows, "page": filters.page})
+
+
+async def issue_card(request: web.Request) -> web.Response:
+    """A company admin issues a card to one of the company's active employees."""
+    viewer = await _bearer(request)
+    if viewer is None:
+        return _json(401, {"error": "missing, expired or invalid access token"})
+    if viewer.role is not Role.COMPANY_ADMIN:
+        return _json(403, {"error": "only a company admin issues cards"})
+    portal = request.app[PORTAL]
+    employee_id = request.match_info["employee_id"]
+    person = await portal.pool.fetchrow(
+        "SELECT * FROM portal_users WHERE id = $1 AND company_id = $2 AND role = 'employee' "
+        "AND active",
+        queries.small_id(employee_id) or 0,
+        viewer.company_id,
+    )
+    if person is None:
+        return _json(404, {"error": "no such active employee"})
+    found = await queries.company(portal.pool, viewer.company_id)
+    try:
+        card = await cards.issue(portal, viewer, person, found, client_address(request))
+    except (ProgramRejected, GatewayUnavailable) as error:
+        return _json(503, {"error": str(error)})
+    return _json(201, {"token": card})
+
+
 def install(app: web.Application) -> None:
     app.router.add_post("/api/v1/token", token)
     app.router.add_post("/api/v1/token/refresh", refresh)
     app.router.add_get("/api/v1/me/cards", my_cards)
     app.router.add_post("/api/v1/cards/{card_token}/{action:freeze|unfreeze}", card_state)
     app.router.add_post("/api/v1/cards/{card_token}/limits", card_limit)
+    app.router.add_get("/api/v1/transactions", transactions)
+    app.router.add_post("/api/v1/employees/{employee_id}/cards", issue_card)

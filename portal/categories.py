@@ -14,7 +14,7 @@ class Category:
     mccs: tuple[str, ...]
 
     def contains(self, mcc: str) -> bool:
-        if not mcc.isdigit():
+        if not (mcc.isascii() and mcc.isdigit()):
             return False
         code = int(mcc)
         for entry in self.mccs:

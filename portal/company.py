@@ -23,19 +23,6 @@ async def company_of(context: Context) -> queries.Company:
     return found
 
 
-def _filters(request: web.Request) -> queries.TransactionFilter:
-    query = request.query
-    page = query.get("page", "0")
-    employee = query.get("employee", "")
-    return queries.TransactionFilter(
-        search=query.get("q", "")[:100],
-        status=query.get("status", "") if query.get("status") in ("approved", "declined") else "",
-        card_token=query.get("card", "")[:64],
-        user_id=int(employee) if employee.isdigit() else None,
-        page=min(int(page), 10_000) if page.isdigit() else 0,
-    )
-
-
 async def overview(context: Context) -> web.StreamResponse:
     found = await company_of(context)
     summary = await queries.overview(context.portal.pool, found, context.portal.clock.now_ms())
@@ -91,12 +78,12 @@ async def _invite(context: Context, role: Role, action: str) -> str | tuple[int,
 
 
 async def _employee(context: Context) -> Any:
-    employee_id = context.request.match_info["employee_id"]
-    if not employee_id.isdigit():
+    employee_id = queries.small_id(context.request.match_info["employee_id"])
+    if employee_id is None:
         return None
     return await context.portal.pool.fetchrow(
         "SELECT * FROM portal_users WHERE id = $1 AND company_id = $2 AND role = 'employee'",
-        int(employee_id),
+        employee_id,
         context.viewer.company_id,
     )
 
@@ -286,7 +273,7 @@ async def apply_control(context: Context, target: controls.Target, set_by: str) 
 
 async def transactions(context: Context) -> web.StreamResponse:
     found = await company_of(context)
-    filters = _filters(context.request)
+    filters = queries.filters_from(context.request.query)
     rows = await queries.company_transactions(context.portal.pool, found, filters)
     return context.render(
         "transactions.html",

@@ -6,7 +6,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from portal import audit, groups
+from portal import audit, groups, queries
 from portal.company import company_of
 from portal.controls import AMOUNT_KINDS, ControlError
 from portal.gateway import GatewayUnavailable, ProgramRejected
@@ -15,12 +15,12 @@ from portal.web import Context, not_found, see_other
 
 
 async def _group(context: Context) -> Any:
-    group_id = context.request.match_info["group_id"]
-    if not group_id.isdigit():
+    group_id = queries.small_id(context.request.match_info["group_id"])
+    if group_id is None:
         return None
     return await context.portal.pool.fetchrow(
         "SELECT * FROM portal_groups WHERE id = $1 AND company_id = $2",
-        int(group_id),
+        group_id,
         context.viewer.company_id,
     )
 
@@ -105,7 +105,7 @@ async def add_member(context: Context) -> web.StreamResponse:
     employee_id = context.form.get("employee", "")
     member = await context.portal.pool.fetchrow(
         "SELECT * FROM portal_users WHERE id = $1 AND company_id = $2 AND role = 'employee'",
-        int(employee_id) if employee_id.isdigit() else 0,
+        queries.small_id(employee_id) or 0,
         context.viewer.company_id,
     )
     if member is None:

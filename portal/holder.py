@@ -5,7 +5,7 @@ personal cardholders. Everything is read by the viewer's own user id."""
 from aiohttp import web
 
 from portal import audit, cards, controls, documents, queries
-from portal.company import _filters, apply_control
+from portal.company import apply_control
 from portal.funding import RAILS
 from portal.gateway import GatewayUnavailable, ProgramRejected
 from portal.kyc import KYC_ATTEMPTS_MAX, Applicant, applicant_problems
@@ -83,7 +83,7 @@ async def card_controls(context: Context) -> web.StreamResponse:
 
 
 async def transactions(context: Context) -> web.StreamResponse:
-    filters = _filters(context.request)
+    filters = queries.filters_from(context.request.query)
     rows = await queries.holder_transactions(context.portal.pool, context.viewer.user_id, filters)
     return context.render(
         "transactions.html",

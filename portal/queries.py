@@ -6,6 +6,7 @@ card (`transactions_card_at`); each page is one or two statements whatever its l
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,28 @@ class TransactionFilter:
     card_token: str = ""
     user_id: int | None = None
     page: int = 0
+
+
+ID_DIGITS_MAX = 18
+
+
+def small_id(text: str) -> int | None:
+    """A row id typed into a URL or form: ASCII digits that fit a bigint, else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > ID_DIGITS_MAX:
+        return None
+    return int(text)
+
+
+def filters_from(query: Mapping[str, str]) -> TransactionFilter:
+    """The list's filters from a query string, bounded; unknown values are ignored."""
+    page = small_id(query.get("page", "0")) or 0
+    return TransactionFilter(
+        search=query.get("q", "")[:100],
+        status=query.get("status", "") if query.get("status") in ("approved", "declined") else "",
+        card_token=query.get("card", "")[:64],
+        user_id=small_id(query.get("employee", "")),
+        page=min(page, 10_000),
+    )
 
 
 @dataclass(frozen=True)

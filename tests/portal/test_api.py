@@ -3,6 +3,7 @@ daily limit and freezes it, and the gateway follows; another company's admin get
 the same card, read-only staff 403, and a holder cannot set a limit looser than the
 company's."""
 
+import asyncio
 from typing import Any
 
 import pyotp
@@ -63,3 +64,35 @@ async def test_card_actions_through_the_api(running: Running, seeder: Seeder) ->
     assert (status, frozen["state"]) == (200, "SUSPENDED")
     declined = await running.jit(jit_body("a-3", card, holder, "1.00"))
     assert declined[1]["jit_funding"]["decline_reason"] == "CARD_NOT_ACTIVE"
+
+
+async def test_issuing_and_listing_through_the_api(running: Running, seeder: Seeder) -> None:
+    acme = await seeder.company("Acme")
+    admin = await seeder.user("admin@acme.test", "company_admin", acme.company_id, totp=True)
+    ann = await seeder.user("ann@acme.test", "employee", acme.company_id)
+    token = await _token(running, admin)
+
+    for odd in ("99999999999999999999999", "²", "0"):
+        assert (await _post(running, token, f"/api/v1/employees/{odd}/cards"))[0] == 404
+    status, issued = await _post(running, token, f"/api/v1/employees/{ann['id']}/cards")
+    assert status == 201
+    card = issued["token"]
+    assert (await running.jit(jit_body("l-1", card, ann["holder_token"], "7.25")))[0] == 200
+
+    async def listed(who: str) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {who}"}
+        async with running.session.get(
+            f"{running.url}/api/v1/transactions?status=approved&page=²", headers=headers
+        ) as answer:
+            return answer.status, await answer.json()
+
+    for _ in range(100):
+        status, body = await listed(token)
+        if body["transactions"]:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 200 and body["page"] == 0
+    assert [(t["token"], t["amount"], t["status"]) for t in body["transactions"]] == [
+        ("l-1", "7.25", "pending")
+    ]
+    assert (await listed(await _token(running, ann)))[1]["transactions"][0]["token"] == "l-1"
