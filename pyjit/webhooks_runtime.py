@@ -23,6 +23,7 @@ from pyjit.config import Config
 from pyjit.consumers import EventRejected, LedgerAnswer, Reconciler
 from pyjit.database import create_pool, open_database, wait_for_database
 from pyjit.edge import basic_header
+from pyjit.metrics import METRICS
 from pyjit.outbox import PostgresQueue, RabbitQueue
 from pyjit.publication import Publisher
 from pyjit.webhooks import ROUTE, Event, EventQueue, IntakeSettings, intake_handler
@@ -62,35 +63,50 @@ async def _webhook_pool(url: str) -> asyncpg.Pool:
 
 
 def install(app: web.Application, state: "ServerState") -> None:
-    """Route the intake on `app`; its queue connects when the application starts."""
+    """Route the intake on the gateway's `app`; the consumers next to the decider find the
+    queue and its pool in `state.extra` once the application has started."""
+    url = state.extra.get("database_url")
+    install_intake(app, state.config, state.clock, state.pool, url, state.extra)
+
+
+def install_intake(
+    app: web.Application,
+    config: Config,
+    clock: Clock,
+    pool: asyncpg.Pool,
+    database_url: str | None,
+    shared: dict[str, Any],
+) -> None:
+    """Route `POST /webhooks/marqeta` on `app` (a gateway's or an edge's); its queue
+    connects when the application starts and is kept in `shared`."""
 
     def queue() -> EventQueue | None:
-        opened: EventQueue | None = state.extra.get(QUEUE_KEY)
+        opened: EventQueue | None = shared.get(QUEUE_KEY)
         return opened
 
     def observe(status: str, seconds: float) -> None:
-        result = "accepted" if status == "200" else "rejected"
-        state.metrics.webhooks_received.labels("delivery", result).inc()
+        metrics = app.get(METRICS)
+        if metrics is not None:
+            result = "accepted" if status == "200" else "rejected"
+            metrics.webhooks_received.labels("delivery", result).inc()
 
     async def connect(_: web.Application) -> None:
         # The gateway's own pool is a handful of connections sized for the decision path;
         # the intake and the consumers get theirs, so a burst of deliveries never queues
         # behind the journal.
-        url = state.extra.get("database_url")
-        pool = state.pool if url is None else await _webhook_pool(url)
-        state.extra[POOL_KEY] = pool
-        state.extra[QUEUE_KEY] = await open_queue(state.config, pool)
+        own = pool if database_url is None else await _webhook_pool(database_url)
+        shared[POOL_KEY] = own
+        shared[QUEUE_KEY] = await open_queue(config, own)
 
     async def close(_: web.Application) -> None:
-        opened = state.extra.pop(QUEUE_KEY, None)
+        opened = shared.pop(QUEUE_KEY, None)
         if isinstance(opened, RabbitQueue):
             await opened.close()
-        pool = state.extra.pop(POOL_KEY, None)
-        if pool is not None and pool is not state.pool:
-            await pool.close()
+        own = shared.pop(POOL_KEY, None)
+        if own is not None and own is not pool:
+            await own.close()
 
-    handler = intake_handler(settings_of(state.config), state.clock, queue, observe)
-    app.router.add_post(ROUTE, handler)
+    app.router.add_post(ROUTE, intake_handler(settings_of(config), clock, queue, observe))
     app.on_startup.append(connect)
     app.on_cleanup.append(close)
 

@@ -24,6 +24,7 @@ from pyjit.routing import NoHolder, Router, holder_of
 from pyjit.rpc.errors import detail_of
 from pyjit.standin import StandInPolicy, parse_exact, record
 from pyjit.v1 import jit_pb2
+from pyjit.webhooks_runtime import install_intake
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def build_edge_app(state: EdgeState) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     app.router.add_post("/admin/program", _program_handler(state, admin))
+    # The processor's webhooks are taken here too; `--role worker` consumes them.
+    install_intake(app, state.config, state.clock, state.pool, state.config.database_url, {})
     return app
 
 
