@@ -96,6 +96,8 @@ PUBLIC: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespon
     ("POST", "/login/second-factor", signin.second_factor),
     ("GET", "/login/enrol", signin.enrol_page),
     ("POST", "/login/enrol", signin.enrol),
+    ("GET", "/signup", signin.signup_page),
+    ("POST", "/signup", signin.signup),
     ("GET", "/invite/{secret}", signin.invite_page),
     ("POST", "/invite/{secret}", signin.accept_invite),
 )

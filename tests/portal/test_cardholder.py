@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from portal_support import PASSWORD, USERNAME, Browser, Running, Seeder, jit_body
+from portal_support import PASSWORD, USER_PASSWORD, USERNAME, Browser, Running, Seeder, jit_body
 
 from pyjit.clock import SystemClock
 from pyjit.config import Address, Config
@@ -255,3 +255,36 @@ async def test_statuses_follow_the_hold_and_a_country_block_declines(
     # Spend counts each purchase once (not its clearing) and nothing reversed or declined.
     _, page = await boss.get("/company")
     assert 'id="spent">20.00 USD<' in page
+
+
+async def test_a_person_opens_an_account_and_passes_kyc(
+    running: Running, browsers: list[Browser]
+) -> None:
+    browser = Browser(running)
+    browsers.append(browser)
+    form = {
+        "name": "Pat Payne",
+        "email": "Pat@Home.test",
+        "password": USER_PASSWORD,
+        "confirm": USER_PASSWORD,
+    }
+    assert (await browser.post("/signup", form))[0] == 403
+    status, page, _ = await browser.post(
+        "/signup", {**form, "confirm": "other", "csrf": await browser.csrf("/signup")}
+    )
+    assert status == 400 and "differ" in page
+    status, _, location = await browser.post(
+        "/signup", {**form, "csrf": await browser.csrf("/signup")}
+    )
+    assert (status, location) == (303, "/me/kyc")
+    status, page = await _kyc(browser, "Payne")
+    assert 'id="kyc-status">approved' in page
+    status, page = await browser.get("/me")
+    assert status == 200 and "•••• " in page
+
+    other = Browser(running)
+    browsers.append(other)
+    status, page, _ = await other.post(
+        "/signup", {**form, "email": "pat@home.test", "csrf": await other.csrf("/signup")}
+    )
+    assert status == 409 and "already has an account" in page
