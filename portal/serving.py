@@ -14,10 +14,9 @@ from portal.app import build_app, install, make_portal
 from portal.gateway import HttpLoader, InProcessLoader
 from portal.sessions import RedisHandle
 from portal.settings import settings_from_env
-from pyjit import migrations
 from pyjit.clock import Clock, SystemIds
 from pyjit.config import Config
-from pyjit.database import create_pool, open_database, wait_for_database
+from pyjit.database import migrated_pool
 from pyjit.edge import ServerState
 from pyjit.metrics import Metrics, mount
 
@@ -51,18 +50,8 @@ async def serve_portal(
 ) -> None:
     """Run the portal alone until `stop` is set (`pyjit serve --role portal` sets it on
     SIGTERM or SIGINT)."""
-    database = await asyncio.to_thread(open_database, config.database_url, config.home)
-    try:
-        await wait_for_database(database.url)
-        pool = await create_pool(database.url)
-        try:
-            async with pool.acquire() as connection:
-                await migrations.migrate(connection)
-            await _run(config, clock, pool, stop, on_listening)
-        finally:
-            await pool.close()
-    finally:
-        database.release()
+    async with migrated_pool(config.database_url, config.home) as (_, pool):
+        await _run(config, clock, pool, stop, on_listening)
 
 
 async def _run(

@@ -1,9 +1,12 @@
 """Signing in and out: password, second factor (TOTP or a recovery code), enrolment of
 the second factor with a QR code, invitations, and signing out everywhere."""
 
+from typing import Any
+
 import pyotp
 import segno
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from portal import audit, users
 from portal.passwords import password_problem, verify_password
@@ -63,10 +66,10 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     portal = request.app[PORTAL]
-    session = await _session(portal, request)
-    form = await read_form(request)
-    if session is None or form is None or not csrf_matches(session, form.get("csrf")):
-        return forbidden(portal, session, None)
+    posted = await _posted(portal, request)
+    if isinstance(posted, web.Response):
+        return posted
+    session, form = posted
     email = users.normal_email(str(form.get("email", "")))[:320]
     password = str(form.get("password", ""))
     address = client_address(request)
@@ -105,6 +108,18 @@ async def login(request: web.Request) -> web.StreamResponse:
         await _record_sign_in(portal, request, found.user_id, "password")
     target = {STAGE_SECOND_FACTOR: "/login/second-factor", STAGE_ENROL: "/login/enrol"}
     return _redirect(portal, fresh, target.get(stage, "/"))
+
+
+async def _posted(
+    portal: Portal, request: web.Request
+) -> tuple[Session, MultiDictProxy[Any]] | web.Response:
+    """The browser's session and its posted form, or 403 when the form's CSRF token is not
+    the session's (or either is missing)."""
+    session = await _session(portal, request)
+    form = await read_form(request)
+    if session is None or form is None or not csrf_matches(session, form.get("csrf")):
+        return forbidden(portal, session, None)
+    return session, form
 
 
 async def _record_sign_in(portal: Portal, request: web.Request, user_id: int, method: str) -> None:
@@ -253,10 +268,10 @@ async def invite_page(request: web.Request) -> web.StreamResponse:
 
 async def accept_invite(request: web.Request) -> web.StreamResponse:
     portal = request.app[PORTAL]
-    session = await _session(portal, request)
-    form = await read_form(request)
-    if session is None or form is None or not csrf_matches(session, form.get("csrf")):
-        return forbidden(portal, session, None)
+    posted = await _posted(portal, request)
+    if isinstance(posted, web.Response):
+        return posted
+    session, form = posted
     password = str(form.get("password", ""))
     problem = password_problem(password)
     if problem is None and password != form.get("confirm"):
@@ -278,10 +293,10 @@ async def signup_page(request: web.Request) -> web.StreamResponse:
 async def signup(request: web.Request) -> web.StreamResponse:
     """A personal cardholder opens an account; their card follows the identity check."""
     portal = request.app[PORTAL]
-    session = await _session(portal, request)
-    form = await read_form(request)
-    if session is None or form is None or not csrf_matches(session, form.get("csrf")):
-        return forbidden(portal, session, None)
+    posted = await _posted(portal, request)
+    if isinstance(posted, web.Response):
+        return posted
+    session, form = posted
     email = users.normal_email(str(form.get("email", "")))[:320]
     name = str(form.get("name", "")).strip()[:100]
     password = str(form.get("password", ""))
