@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from bench import suite
+
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -49,6 +51,9 @@ def test_every_http_run_is_complete_and_ordered(report: tuple[dict[str, Any], Pa
         assert ordered == sorted(ordered) and ordered[0] > 0, name
         if name.startswith("ours"):
             assert run["reconciled"], name
+        if run["rate_target_per_second"] is None:
+            assert run["kept_up"] is True, name
+        assert run["latency_clipped"] == (latency["max"] >= suite.LATENCY_CLIP_MS), name
     # Each transaction is at least one message; approvals add their clearing or reversal.
     for name, run in runs.items():
         assert run["messages_sent"] >= run["transactions"], name
