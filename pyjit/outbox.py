@@ -111,6 +111,13 @@ class PostgresQueue:
             )
         self._wakeup.set()
 
+    async def depth(self) -> int:
+        """Events waiting or in flight."""
+        waiting: int = await self._pool.fetchval(
+            "SELECT count(*) FROM webhook_queue WHERE done_at IS NULL AND dead_at IS NULL"
+        )
+        return waiting
+
     async def consume(self, handler: Handler, observe: Observer, batch: int = 32) -> None:
         """Run `handler` on every event, forever (cancel to stop)."""
         while True:
@@ -189,6 +196,16 @@ class RabbitQueue:
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+    async def depth(self) -> int:
+        """Messages ready in the ledger queue (unacknowledged ones are not counted)."""
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel()
+        try:
+            queue = await channel.declare_queue(LEDGER_QUEUE, passive=True)
+            return queue.declaration_result.message_count or 0
+        finally:
+            await channel.close()
 
     async def enqueue(self, delivery: Delivery) -> None:
         exchange = self._exchange

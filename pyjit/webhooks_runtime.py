@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aio_pika
 import aiohttp
 import asyncpg
 from aiohttp import web
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_KEY = "webhook_queue"
 POOL_KEY = "webhook_pool"
+DEPTH_SAMPLE_S = 1.0
 WEBHOOK_POOL_SIZE = 12
 PROGRAM_TIMEOUT_S = 30.0
 LEDGER_REQUEST_TIMEOUT_S = 10.0
@@ -225,10 +227,24 @@ def start_background(state: "ServerState") -> list["asyncio.Task[None]"]:
         asyncio.create_task(queue.consume(handler, _observer(state.metrics)), name="consumers"),
         asyncio.create_task(reconciler.run_parking(), name="parked-events"),
     ]
+    depth = state.metrics.webhook_queue_depth.labels(
+        "rabbitmq" if isinstance(queue, RabbitQueue) else "postgres"
+    )
+    tasks.append(asyncio.create_task(_sample_depth(queue, depth), name="queue-depth"))
     if state.config.rabbitmq_url:
         publisher = Publisher(state.config.rabbitmq_url, pool)
         tasks.append(asyncio.create_task(publisher.run(), name="publication"))
     return tasks
+
+
+async def _sample_depth(queue: PostgresQueue | RabbitQueue, gauge: Any) -> None:
+    """Keep the queue-depth gauge within a second of the truth."""
+    while True:
+        try:
+            gauge.set(await queue.depth())
+        except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as error:
+            log.debug("queue depth not sampled: %r", error)
+        await asyncio.sleep(DEPTH_SAMPLE_S)
 
 
 async def serve_worker(

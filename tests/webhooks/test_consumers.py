@@ -130,6 +130,12 @@ async def test_poison_event_is_dead_after_five_attempts_and_the_rest_go_on(
     )
     assert await served.account("u1") == (10_000, 500)
     assert await served.fetch(APPLIED, "t1") == []
+    await asyncio.sleep(1.2)
+    async with served.session.get(f"{served.url}/metrics") as response:
+        metrics = await response.text()
+    assert 'pyjit_webhook_retries_total{type="event"} 4.0' in metrics
+    assert 'pyjit_webhook_dead_letters_total{type="event"} 1.0' in metrics
+    assert 'pyjit_webhook_queue_depth{queue="postgres"} 0.0' in metrics
 
 
 async def test_card_transition_waits_for_its_card(database_url: str, start: Start) -> None:
