@@ -67,9 +67,11 @@ class JournalWriter:
         self._batch_max_entries = batch_max_entries
         self._attempt_timeout_s = attempt_timeout_s
         self._retry_wait_max_s = retry_wait_max_s
-        self._queue: deque[JournalRow] = deque()
-        # Entries queued together share one future: the commit that carries them.
-        self._queued_future: asyncio.Future[None] | None = None
+        # Entries queued together share one future, resolved by the commit that carries
+        # them. A group never outgrows a batch and is taken whole, so a future resolves only
+        # when every entry under it is committed.
+        self._groups: deque[tuple[list[JournalRow], asyncio.Future[None]]] = deque()
+        self._queued_entries = 0
         self._in_flight: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
         self._connection = HeldConnection(pool, attempt_timeout_s)
@@ -83,7 +85,7 @@ class JournalWriter:
     @property
     def backlog(self) -> int:
         """Entries submitted and not yet committed (queued or in the commit in flight)."""
-        return len(self._queue) + self._in_flight_entries
+        return self._queued_entries + self._in_flight_entries
 
     _in_flight_entries = 0
 
@@ -109,11 +111,14 @@ class JournalWriter:
         seq = row[0]
         assert seq > self._last_submitted_seq, "journal entries must be submitted in seq order"
         self._last_submitted_seq = seq
-        self._queue.append(row)
-        if self._queued_future is None:
-            self._queued_future = asyncio.get_running_loop().create_future()
+        groups = self._groups
+        if not groups or len(groups[-1][0]) >= self._batch_max_entries:
+            groups.append(([], asyncio.get_running_loop().create_future()))
             self._wakeup.set()
-        return self._queued_future
+        rows, future = groups[-1]
+        rows.append(row)
+        self._queued_entries += 1
+        return future
 
     def submit_many(self, entries: Sequence["Entry"]) -> asyncio.Future[None] | None:
         """Queue entries in order; the future of the last one, or None when empty."""
@@ -124,9 +129,7 @@ class JournalWriter:
 
     async def flush(self) -> None:
         """Wait until every entry submitted so far is committed."""
-        pending = [*self._in_flight]
-        if self._queued_future is not None:
-            pending.append(self._queued_future)
+        pending = [*self._in_flight, *(future for _, future in self._groups)]
         if pending:
             await asyncio.gather(*(asyncio.shield(future) for future in pending))
 
@@ -151,21 +154,23 @@ class JournalWriter:
             await self._connection.release()
 
     def _take(self, batch: list[JournalRow]) -> list[JournalRow]:
-        """Move queued entries (up to the batch size) into the batch being committed;
-        returns the ones moved."""
+        """Move whole queued groups, up to the batch size, into the batch being committed;
+        returns the entries moved."""
+        taken: list[JournalRow] = []
+        groups = self._groups
         room = self._batch_max_entries - len(batch)
-        queue = self._queue
-        taken = [queue.popleft() for _ in range(min(room, len(queue)))]
+        # A group is never larger than a batch, so an empty batch always takes one.
+        while groups and len(taken) + len(groups[0][0]) <= room:
+            rows, future = groups.popleft()
+            taken.extend(rows)
+            self._in_flight.append(future)
         if taken:
+            self._queued_entries -= len(taken)
             self._last_taken_seq = taken[-1][0]
             batch.extend(taken)
         self._in_flight_entries = len(batch)
-        if self._queued_future is not None:
-            self._in_flight.append(self._queued_future)
-            self._queued_future = None
-        if self._queue:
-            # What did not fit waits for the next commit under a fresh future.
-            self._queued_future = asyncio.get_running_loop().create_future()
+        if groups:
+            # What did not fit goes into the next commit.
             self._wakeup.set()
         return taken
 

@@ -132,6 +132,36 @@ async def test_group_commit_batches_what_queued_during_a_commit(pool: asyncpg.Po
     assert transactions == 50
 
 
+async def test_a_future_resolves_only_when_all_its_entries_are_committed(
+    pool: asyncpg.Pool,
+) -> None:
+    projector = Projector(pool)
+    writer = JournalWriter(pool, projector, batch_max_entries=3)
+    futures = [writer.submit_raw(*funding(1, "acct", 10_000))]
+    futures += [
+        writer.submit_raw(*authorization(seq, f"auth{seq}", "acct", 100, 10_000, 0))
+        for seq in range(2, 11)
+    ]
+    seen: dict[int, int] = {}
+    for index, future in enumerate(futures):
+        # The journal's last committed seq at the moment this entry was acknowledged.
+        future.add_done_callback(
+            lambda _, index=index: seen.setdefault(index, writer.committed_seq)
+        )
+
+    task = asyncio.gather(writer.run(), projector.run())
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), 10)
+    finally:
+        task.cancel()
+
+    # More was queued than one batch holds: no entry may be acknowledged before its batch.
+    assert all(seen[index] >= index + 1 for index in range(10)), seen
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM journal") == 10
+    assert writer.stats.batches >= 4
+
+
 async def test_void_and_expiry_in_the_same_batch(pool: asyncpg.Pool) -> None:
     batch = [
         funding(1, "acct", 1_000),
