@@ -64,6 +64,38 @@ class Program:
             return body
 
 
+async def gateway_product(
+    client: MarqetaClient, jit_url: str, timeout_millis: int, activate: bool
+) -> str:
+    """A funding source at `jit_url` and a card product funded by it; the product's token."""
+    source = await client.create_program_gateway_funding_source(
+        {
+            "name": "pyjit",
+            "url": jit_url,
+            "basic_auth_username": GATEWAY_USERNAME,
+            "basic_auth_password": GATEWAY_PASSWORD,
+            "timeout_millis": timeout_millis,
+        }
+    )
+    funding = {
+        "enabled": True,
+        "funding_source_token": source["token"],
+        "refunds_destination": "GATEWAY",
+    }
+    product = await client.create_card_product(
+        {
+            "name": "Employee cards",
+            "start_date": "2024-01-01",
+            "config": {
+                "jit_funding": {"programgateway_funding_source": funding},
+                "card_life_cycle": {"activate_upon_issue": activate},
+            },
+        }
+    )
+    token: str = product["token"]
+    return token
+
+
 async def _simulator(served: Served) -> tuple[TestServer, MarqetaClient, str]:
     config = SimulatorConfig(
         application_token=APPLICATION,
@@ -75,30 +107,7 @@ async def _simulator(served: Served) -> tuple[TestServer, MarqetaClient, str]:
     await server.start_server()
     retry = RetryPolicy(attempts=2, wait_first_s=0.01)
     client = MarqetaClient(str(server.make_url("/v3")), APPLICATION, ACCESS, retry=retry)
-    source = await client.create_program_gateway_funding_source(
-        {
-            "name": "pyjit",
-            "url": served.url + "/jit",
-            "basic_auth_username": GATEWAY_USERNAME,
-            "basic_auth_password": GATEWAY_PASSWORD,
-            "timeout_millis": 3000,
-        }
-    )
-    product = await client.create_card_product(
-        {
-            "name": "Employee cards",
-            "start_date": "2024-01-01",
-            "config": {
-                "jit_funding": {
-                    "programgateway_funding_source": {
-                        "enabled": True,
-                        "funding_source_token": source["token"],
-                        "refunds_destination": "GATEWAY",
-                    }
-                }
-            },
-        }
-    )
+    product = await gateway_product(client, served.url + "/jit", 3000, activate=False)
     await client.create_webhook(
         {
             "name": "pyjit",
@@ -112,7 +121,7 @@ async def _simulator(served: Served) -> tuple[TestServer, MarqetaClient, str]:
             },
         }
     )
-    return server, client, product["token"]
+    return server, client, product
 
 
 @pytest.fixture

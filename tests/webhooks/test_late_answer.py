@@ -9,8 +9,8 @@ import asyncio
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from program_support import Program, person
-from wh_support import GATEWAY_PASSWORD, GATEWAY_USERNAME, Served
+from program_support import Program, gateway_product, person
+from wh_support import Served
 
 from services.simulator import state_of_app
 
@@ -42,34 +42,11 @@ async def _slow_hop(gateway_url: str) -> TestServer:
 async def _late_card(running: Program, hop: TestServer) -> tuple[str, str]:
     """A person whose card's product funds through the slow hop; (holder, card)."""
     client = running.client
-    source = await client.create_program_gateway_funding_source(
-        {
-            "name": "slow",
-            "url": str(hop.make_url("/jit")),
-            "basic_auth_username": GATEWAY_USERNAME,
-            "basic_auth_password": GATEWAY_PASSWORD,
-            "timeout_millis": 1000,
-        }
-    )
-    product = await client.create_card_product(
-        {
-            "name": "Slow cards",
-            "start_date": "2024-01-01",
-            "config": {
-                "jit_funding": {
-                    "programgateway_funding_source": {
-                        "enabled": True,
-                        "funding_source_token": source["token"],
-                    }
-                },
-                "card_life_cycle": {"activate_upon_issue": True},
-            },
-        }
-    )
+    product = await gateway_product(client, str(hop.make_url("/jit")), 1000, activate=True)
     holder = (await running.call("/people", person("Slow", "123451111"), 201))["token"]
     await running.call(f"/holders/{holder}/kyc")
     await running.call(f"/holders/{holder}/funding", {"token": "f-slow", "amount": "80.00"})
-    card = await client.create_card({"user_token": holder, "card_product_token": product["token"]})
+    card = await client.create_card({"user_token": holder, "card_product_token": product})
     return holder, card["token"]
 
 

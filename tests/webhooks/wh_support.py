@@ -18,7 +18,6 @@ import asyncpg
 import orjson
 import pytest
 
-from pyjit.clock import SystemClock
 from pyjit.config import Address, Config
 
 GATEWAY_USERNAME = "processor"
@@ -147,24 +146,11 @@ class Served:
 
 
 async def start_served(config: Config, session: aiohttp.ClientSession) -> Served:
-    from pyjit.server import serve
+    # The gateway tests' starter: serve in this loop, wait for /ready.
+    from gateway.conftest import start_gateway
 
-    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        serve(config, SystemClock(), stop, on_listening=listening.set_result)
-    )
-    await asyncio.wait([listening, task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    url = listening.result()
-    for _ in range(300):
-        async with session.get(f"{url}/ready") as response:
-            if response.status == 200:
-                break
-        await asyncio.sleep(0.05)
-    assert config.database_url is not None
-    return Served(url, session, config.database_url, stop, task)
+    started = await start_gateway(config, session)
+    return Served(started.url, session, started.database_url, started.stop, started.task)
 
 
 async def stop_served(served: Served) -> None:
