@@ -43,6 +43,8 @@ STANDIN_METHODS = {
 DECIDED_PREFIXES = ("pgfs.authorization.incremental", "pgfs.balanceinquiry")
 PARK_RETRY_MAX_S = 60.0
 PARK_SCAN_S = 0.25
+# Attempts, 50 ms doubling, before a bounded wait gives up: about 50 s in all.
+PARK_PATIENCE = 10
 
 SEEN = "SELECT 1 FROM webhook_events WHERE event_token = $1"
 
@@ -91,11 +93,13 @@ class LedgerAnswer:
 
 
 class ParentMissing(Exception):
-    """The event refers to something the ledger does not know yet."""
+    """The event refers to something the ledger does not know yet. With `otherwise`, the
+    wait is bounded: after PARK_PATIENCE attempts that outcome is recorded instead."""
 
-    def __init__(self, parent: str) -> None:
+    def __init__(self, parent: str, otherwise: str | None = None) -> None:
         super().__init__(f"waiting for {parent}")
         self.parent = parent
+        self.otherwise = otherwise
 
 
 class EventRejected(Exception):
@@ -182,6 +186,10 @@ class Reconciler:
 
         ours = await self._ledger.decision_of(token)
         if document.get("state") == "DECLINED":
+            if ours is None and _timed_out(order):
+                # The processor stopped waiting; our decision may still be committing, so
+                # wait for it a while before calling it unseen.
+                raise ParentMissing(token, otherwise="declined-unseen")
             if not ours:
                 return Outcome("declined-by-both" if ours is False else "declined-unseen")
             return await self._undo(event, document, jit, original or token)
@@ -293,9 +301,11 @@ class Reconciler:
             document = codec.decode(event.body)
             try:
                 outcome = await self._apply(event, document)
-            except ParentMissing:
-                await self._pool.execute(STILL_PARKED, event.token, PARK_RETRY_MAX_S)
-                continue
+            except ParentMissing as missing:
+                if missing.otherwise is None or row["attempts"] < PARK_PATIENCE:
+                    await self._pool.execute(STILL_PARKED, event.token, PARK_RETRY_MAX_S)
+                    continue
+                outcome = Outcome(missing.otherwise)
             except EventRejected as error:
                 log.error("parked event %s refused by the ledger: %s", event.token, error)
                 outcome = Outcome("refused-after-parking")
@@ -315,6 +325,12 @@ class Reconciler:
                     pass
             except (OSError, asyncpg.PostgresError) as error:
                 log.warning("parked events not retried now: %r", error)
+
+
+def _timed_out(order: Any) -> bool:
+    funding = order.get("funding") if isinstance(order, dict) else None
+    log_entry = funding.get("gateway_log") if isinstance(funding, dict) else None
+    return isinstance(log_entry, dict) and log_entry.get("timed_out") is True
 
 
 def _with_reason(transition: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:

@@ -162,3 +162,31 @@ async def test_card_transition_waits_for_its_card(database_url: str, start: Star
     assert answer["jit_funding"]["decline_reason"] == "CARD_NOT_ACTIVE"
     states = await served.fetch("SELECT state FROM webhook_states WHERE object_token = 'c2'")
     assert [row[0] for row in states] == ["SUSPENDED"]
+
+
+async def test_late_decline_waits_for_a_decision_still_committing(
+    database_url: str, start: Start
+) -> None:
+    served = await _served(database_url, start)
+    late = transaction("t1", "j1", amount="20.00", state="DECLINED", timed_out=True)
+    assert (await served.deliver({"transactions": [late]}))[0] == 200
+    await served.wait_for("SELECT waiting_for FROM webhook_parked", expect="j1")
+
+    approved = transaction("t1", "j1", amount="20.00")
+    assert (await served.jit(orjson.dumps(approved)))[0] == 200
+    await served.wait_for(APPLIED, "t1", expect="undone")
+    assert await served.account("u1") == (10_000, 0)
+
+
+async def test_late_decline_the_gateway_never_saw_is_settled_after_a_while(
+    database_url: str, start: Start
+) -> None:
+    served = await _served(database_url, start)
+    late = transaction("t1", "j1", amount="20.00", state="DECLINED", timed_out=True)
+    assert (await served.deliver({"transactions": [late]}))[0] == 200
+    await served.wait_for("SELECT waiting_for FROM webhook_parked", expect="j1")
+    # Skip the ~50 s of patience: the row has waited as often as it ever will.
+    await served.fetch("UPDATE webhook_parked SET attempts = 10, retry_at = now()")
+    await served.wait_for(APPLIED, "t1", expect="declined-unseen")
+    assert await served.fetch("SELECT * FROM webhook_parked") == []
+    assert await served.account("u1") == (10_000, 0)
