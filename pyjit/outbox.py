@@ -42,6 +42,7 @@ DEAD_QUEUE = "webhooks.dead"
 TRANSACTIONS_EXCHANGE = "transactions"
 PUBLISH_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
+IDLE_POLL_MAX_S = 1.0
 
 Handler = Callable[[Event], Awaitable[None]]
 Observer = Callable[[str], None]
@@ -119,7 +120,12 @@ class PostgresQueue:
         return waiting
 
     async def consume(self, handler: Handler, observe: Observer, batch: int = 32) -> None:
-        """Run `handler` on every event, forever (cancel to stop)."""
+        """Run `handler` on every event, forever (cancel to stop).
+
+        An idle queue is polled less and less often, down to once every IDLE_POLL_MAX_S;
+        the intake of this process wakes it at once, so only events queued by another
+        process (an edge) wait for the poll."""
+        idle_s = self._poll_s
         while True:
             try:
                 rows = await self._pool.fetch(CLAIM, batch, self._lease_s)
@@ -127,12 +133,15 @@ class PostgresQueue:
             except (OSError, asyncpg.PostgresError) as error:
                 # The database is away. Claimed rows come back when their lease ends.
                 log.warning("webhook queue unreachable: %r", error)
-                await asyncio.sleep(self._poll_s * 20)
+                await asyncio.sleep(IDLE_POLL_MAX_S)
                 continue
-            if not rows:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
+            if rows:
+                idle_s = self._poll_s
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), idle_s)
+            idle_s = min(idle_s * 2, IDLE_POLL_MAX_S)
 
     async def _run(self, handler: Handler, observe: Observer, row: asyncpg.Record) -> None:
         event = Event(row["event_token"], row["event_type"], bytes(row["body"]))
