@@ -6,8 +6,12 @@
 //! (`742`) is refused, because it would lose the leading zero that a block on "0742" needs.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::error::{quoted, EngineError};
@@ -19,9 +23,9 @@ pub const AMOUNT_FIELD: &str = "gpa_order.jit_funding.amount";
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(borrow)]
-    gpa_order: Option<FundingOrder<'a>>,
+    gpa_order: Option<Object<FundingOrder<'a>>>,
     #[serde(borrow)]
-    gpa_order_unload: Option<FundingOrder<'a>>,
+    gpa_order_unload: Option<Object<FundingOrder<'a>>>,
     #[serde(borrow)]
     card_token: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -31,13 +35,13 @@ struct Body<'a> {
     #[serde(borrow)]
     is_final_clearing: Option<&'a RawValue>,
     #[serde(borrow)]
-    card_acceptor: Option<CardAcceptor<'a>>,
+    card_acceptor: Option<Object<CardAcceptor<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct FundingOrder<'a> {
     #[serde(borrow)]
-    jit_funding: Option<JitFunding<'a>>,
+    jit_funding: Option<Object<JitFunding<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +76,32 @@ struct CardAcceptor<'a> {
     country_code: Option<Cow<'a, str>>,
     #[serde(borrow)]
     country: Option<Cow<'a, str>>,
+}
+
+/// A JSON object read into `T`. serde's derive would also read an array into a struct, field
+/// by position, and let `["t1","pgfs.authorization",...]` pass for a `jit_funding`.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Object<T>, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
 }
 
 /// The merchant, as `card_acceptor` describes it.
@@ -171,21 +201,21 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, EngineError> {
     let text = std::str::from_utf8(body).map_err(|error| {
         EngineError::message("$", format!("malformed JSON body: not UTF-8 ({error})"))
     })?;
-    let parsed: Body<'_> = serde_json::from_str(text)
+    let Object::<Body<'_>>(parsed) = serde_json::from_str(text)
         .map_err(|error| EngineError::message("$", format!("malformed JSON body: {error}")))?;
 
     let (funding, prefix) = match (parsed.gpa_order, parsed.gpa_order_unload) {
         (
-            Some(FundingOrder {
-                jit_funding: Some(funding),
-            }),
+            Some(Object(FundingOrder {
+                jit_funding: Some(Object(funding)),
+            })),
             _,
         ) => (funding, "gpa_order"),
         (
             _,
-            Some(FundingOrder {
-                jit_funding: Some(funding),
-            }),
+            Some(Object(FundingOrder {
+                jit_funding: Some(Object(funding)),
+            })),
         ) => (funding, "gpa_order_unload"),
         _ => {
             return Err(EngineError::message(
@@ -202,7 +232,7 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, EngineError> {
 
     let token = required(funding.token, prefix, "token")?;
     let method = required(funding.method, prefix, "method")?;
-    let merchant = parse_merchant(parsed.card_acceptor)?;
+    let merchant = parse_merchant(parsed.card_acceptor.map(|Object(acceptor)| acceptor))?;
     let is_final_clearing = parsed.is_final_clearing.map(parse_flag).transpose()?;
 
     Ok(Message {

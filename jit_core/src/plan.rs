@@ -178,7 +178,13 @@ impl Engine {
         account: &str,
         refs: Vec<UsageRef>,
     ) -> Effect {
-        let chain = decided.message.chain_token();
+        // An authorization starts its own chain whatever original it names; only an
+        // incremental, or the processor's stand-in on this card's chain, grows a hold.
+        let chain = match decided.flow {
+            Flow::Increment => decided.message.chain_token(),
+            Flow::StandinHold if self.own_chain(decided, card) => decided.message.chain_token(),
+            _ => decided.message.token.as_ref(),
+        };
         let before = self.state.holds.get(chain).cloned();
         let expires_at_ms = decided.at_ms + i64::from(self.hold_days(decided)) * DAY_MS;
         let after = match &before {
@@ -209,6 +215,16 @@ impl Engine {
         }
     }
 
+    /// False when the chain the message names holds money of another card: a token it
+    /// names never reaches another holder's money.
+    fn own_chain(&self, decided: &Decided<'_>, card: &Card) -> bool {
+        let chain = decided.message.chain_token();
+        self.state
+            .holds
+            .get(chain)
+            .is_none_or(|hold| hold.card == card.token)
+    }
+
     fn hold_days(&self, decided: &Decided<'_>) -> u32 {
         let Some(mcc) = decided.message.merchant.mcc else {
             return HOLD_DAYS_DEFAULT;
@@ -234,6 +250,17 @@ impl Engine {
         match decided.flow {
             Flow::Credit => posted(amount),
             Flow::Debit | Flow::StandinPost => posted(-amount),
+            Flow::Release { .. } | Flow::IssuerExpiration | Flow::Clear
+                if !self.own_chain(decided, spender.card) =>
+            {
+                // Money moved on this card: post a clearing here, release nothing elsewhere.
+                let mut plan = match decided.flow {
+                    Flow::Clear => posted(-amount),
+                    _ => Plan::default(),
+                };
+                plan.flagged = Some("chain of another card");
+                plan
+            }
             Flow::Release { give_back } => self.plan_release(decided, give_back, false),
             Flow::IssuerExpiration => self.plan_release(decided, false, true),
             Flow::Clear => self.plan_clear(decided, &account),

@@ -603,3 +603,54 @@ fn loading_a_file_after_traffic_keeps_holds_answers_and_usage() {
         .expect("applies");
     assert_eq!(rebuilt.state_digest(), engine.state_digest());
 }
+
+#[test]
+fn a_token_never_reaches_another_cards_money() {
+    let mut engine = engine_with("100.00", "");
+    let on = |card: &str, token: &str, method: &str, amount: &str, original: &str| {
+        let more = format!(r#","original_jit_funding_token":"{original}""#);
+        body(token, method, card, amount, &more)
+    };
+    decide(
+        &mut engine,
+        &body("x1", "pgfs.authorization", "card_a", "\"50.00\"", ""),
+    );
+
+    let borrowed = decide(
+        &mut engine,
+        &on("card_b", "x2", "pgfs.authorization", "\"40.00\"", "x1"),
+    );
+    let over = decide(
+        &mut engine,
+        &on("card_b", "x3", "pgfs.authorization", "\"20.00\"", "x1"),
+    );
+    let reversal = decide(
+        &mut engine,
+        &on(
+            "card_b",
+            "x4",
+            "pgfs.authorization.reversal",
+            "\"50.00\"",
+            "x1",
+        ),
+    );
+
+    // x2 holds its own 40.00; x1's 50.00 stays where it was; x3 finds 10.00 left.
+    assert!(borrowed.approved);
+    assert_eq!(over.decline_reason.as_deref(), Some("INSUFFICIENT_FUNDS"));
+    assert_eq!(held(&engine), 9000);
+    let flagged = reversal.entry.and_then(|entry| entry.flagged);
+    assert_eq!(flagged.as_deref(), Some("chain of another card"));
+    let own = decide(
+        &mut engine,
+        &on(
+            "card_a",
+            "x5",
+            "pgfs.authorization.reversal",
+            "\"50.00\"",
+            "x1",
+        ),
+    );
+    assert!(own.approved);
+    assert_eq!(held(&engine), 4000);
+}

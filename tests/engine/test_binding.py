@@ -241,3 +241,27 @@ def test_program_file_refuses_unknown_collections_and_empty_orders() -> None:
         ("velocity_controls", "unknown collection"),
     ]
     assert engine.last_seq == 0
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["jit_funding", "card_acceptor", "gpa_order", "body"],
+)
+def test_an_array_is_never_read_as_an_object(engine: Engine, body: Body, where: str) -> None:
+    message = json.loads(body("arr", amount="3.00"))
+    funding = message["gpa_order"]["jit_funding"]
+    if where == "jit_funding":
+        message["gpa_order"]["jit_funding"] = list(funding.values())
+    elif where == "card_acceptor":
+        message["card_acceptor"] = list(message["card_acceptor"].values())
+    elif where == "gpa_order":
+        message["gpa_order"] = [funding]
+    else:
+        message = [message]
+    before = engine.last_seq
+
+    with pytest.raises(MessageError, match="expected an object"):
+        engine.decide(json.dumps(message).encode(), NOW_MS)
+
+    assert engine.last_seq == before
+    assert json.loads(engine.holds("biz")) == []

@@ -35,7 +35,8 @@ def test_card_and_holder_views_name_their_state(engine: Engine) -> None:
 def test_holds_lists_only_open_holds_of_the_account(engine: Engine, body: Body) -> None:
     engine.decide(body("a1", amount="12.50"), NOW_MS)
     engine.decide(body("a2", amount="7.00", card="card_b"), NOW_MS)
-    engine.decide(body("r2", "pgfs.authorization.reversal", "7.00", original="a2"), NOW_MS)
+    reversal = body("r2", "pgfs.authorization.reversal", "7.00", card="card_b", original="a2")
+    engine.decide(reversal, NOW_MS)
     account = json.loads(engine.card("card_a") or b"{}")["user_token"]
     holder = json.loads(engine.holder(account) or b"{}")
 
