@@ -8,6 +8,7 @@ decision is still committing waits for that first answer and gets the identical 
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -79,6 +80,7 @@ class Decider:
         self._admission.set()
         writer.committed_seq = engine.last_seq
         self.voids = 0
+        self.snapshot_seq = -1
         self.metrics: DecisionMetrics | None = None
         # The shard this decider serves, for its decision log lines.
         self.shard = 0
@@ -212,9 +214,13 @@ class Decider:
     async def quiesce_and_snapshot(self, timeout_s: float) -> Snapshot:
         """A snapshot of a state whose every entry is committed."""
         async with self.quiesced(timeout_s):
-            return Snapshot(
-                self.engine.last_seq, self.engine.state_digest(), self.engine.snapshot()
-            )
+            # A large state takes seconds to write out: off the event loop, /health and
+            # requests waiting for admission keep their clocks.
+            seq = self.engine.last_seq
+            data = await asyncio.to_thread(self.engine.snapshot)
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+            self.snapshot_seq = seq
+            return Snapshot(seq, digest, data)
 
     def pause(self) -> None:
         """Stop admitting work (used while shutting down)."""

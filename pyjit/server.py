@@ -222,6 +222,8 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _final_snapshot(state: ServerState, decider: Decider) -> None:
+    if decider.snapshot_seq == decider.engine.last_seq:
+        return
     try:
         snapshot = await decider.quiesce_and_snapshot(SHUTDOWN_SNAPSHOT_TIMEOUT_S)
         await store_snapshot(state.pool, snapshot)
