@@ -7,6 +7,7 @@
 //!    whose account it draws on: CLOSED → CLOSED_ACCOUNT; not ACTIVE or LIMITED →
 //!    CARDHOLDER_NOT_ACTIVE;
 //! 3. account: `transaction.currency_code` other than the account's → INVALID_AMOUNT;
+//!    an amount above the program's `max_amount` → AMOUNT_LIMIT_EXCEEDED;
 //! 4. authorization controls, in token order: a BLOCK control in scope (and no exempt
 //!    merchant), or an ALLOW control out of scope → TRANSACTION_NOT_PERMITTED;
 //! 5. velocity controls, in token order, amount before count: AMOUNT_LIMIT_EXCEEDED,
@@ -129,6 +130,7 @@ pub fn check<'s>(
         check_holder(parent, request)?;
     }
     check_account(spender.account, request)?;
+    check_program_limit(state, request)?;
     check_auth_controls(state, spender, request)?;
     if request.velocity {
         check_velocity(state, zone, spender, request, charges)?;
@@ -212,6 +214,24 @@ fn check_account(account: &Account, request: &Request<'_>) -> Result<(), Decline
             "account currency",
             request.amount_minor,
         )),
+        _ => Ok(()),
+    }
+}
+
+/// The program's `max_amount` is a business limit: a swipe above it is an ordinary decline
+/// that names the limit, not a malformed message.
+fn check_program_limit(state: &State, request: &Request<'_>) -> Result<(), Decline> {
+    match state.program.max_amount_minor {
+        Some(limit) if request.funds && request.amount_minor > limit => {
+            let mut decline = Decline::check(
+                "AMOUNT_LIMIT_EXCEEDED",
+                &state.program.token,
+                "program max_amount",
+                request.amount_minor,
+            );
+            decline.limit = Some(limit);
+            Err(decline)
+        }
         _ => Ok(()),
     }
 }

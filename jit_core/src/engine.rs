@@ -136,10 +136,10 @@ impl Engine {
         &self.state
     }
 
-    /// The largest amount a message may carry.
+    /// The largest amount a message may carry before it is malformed rather than declined;
+    /// the program's own `max_amount` is a decline (see `decision::check`).
     pub fn max_amount_minor(&self) -> i64 {
-        let program_max = self.state.program.max_amount_minor.unwrap_or(i64::MAX);
-        self.max_amount_minor.min(program_max)
+        self.max_amount_minor
     }
 
     /// Decides one JIT message.

@@ -654,3 +654,28 @@ fn a_token_never_reaches_another_cards_money() {
     assert!(own.approved);
     assert_eq!(held(&engine), 4000);
 }
+
+#[test]
+fn a_swipe_above_the_programs_maximum_is_declined_by_that_limit() {
+    let program = r#", "program": {"token": "prog", "max_amount": "50.00"}"#;
+    let mut engine = engine_with("100.00", program);
+
+    let above = decide(
+        &mut engine,
+        &body("big", "pgfs.authorization", "card_a", "\"50.01\"", ""),
+    );
+    let at = decide(
+        &mut engine,
+        &body("fits", "pgfs.authorization", "card_a", "\"50.00\"", ""),
+    );
+
+    assert_eq!(above.status, 402);
+    assert_eq!(
+        above.decline_reason.as_deref(),
+        Some("AMOUNT_LIMIT_EXCEEDED")
+    );
+    assert_eq!(above.rule_id.as_deref(), Some("prog"));
+    assert!(above.body.contains("limit 50.00"), "{}", above.body);
+    assert!(at.approved);
+    assert_eq!(available(&engine), 5000);
+}
