@@ -99,8 +99,9 @@ def build_program(
     cards = sorted({(row.card, row.holder) for row in transactions})
     product = f"{prefix}-product"
     gambling = f"{prefix}-gambling"
+    # Only the currency: the program's own token, time zone and limit are its operator's.
     return {
-        "program": {"token": "replay", "currency_code": profile.currency},
+        "program": {"currency_code": profile.currency},
         "cardproducts": [{"token": product, "name": "Replay cards", "config": _jit_enabled()}],
         "mccgroups": [
             {

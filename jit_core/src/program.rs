@@ -168,6 +168,13 @@ impl Engine {
         out: &mut Vec<Entry>,
     ) {
         for (token, object, effects) in made {
+            let unchanged = effects.iter().all(|effect| match effect {
+                Effect::Put(put) => self.state.already_holds(put),
+                _ => false,
+            });
+            if unchanged {
+                continue;
+            }
             let mut entry = Entry::new(self.last_seq() + 1, EntryKind::Program, at_ms, token);
             entry.object = Some(object.to_owned());
             entry.account = effects.iter().find_map(|effect| match effect {
@@ -221,11 +228,12 @@ impl Engine {
                 format!("unknown time zone {time_zone:?}"),
             );
         }
-        let max_amount_minor = reader.amount(
-            object.get("max_amount"),
-            "program.max_amount",
-            found.exponent,
-        );
+        // Absent keeps the current limit, as absent keeps every other setting; an explicit
+        // null lifts it.
+        let max_amount_minor = match object.get("max_amount") {
+            None => current.max_amount_minor,
+            given => reader.amount(given, "program.max_amount", found.exponent),
+        };
         let program = Program {
             token: token.clone(),
             currency,

@@ -274,6 +274,34 @@ impl State {
         (Arc::clone(control), Arc::clone(subject), usage)
     }
 
+    /// True when putting `object` would change nothing: loading the same file twice then
+    /// writes no journal entries the second time.
+    pub fn already_holds(&self, object: &ProgramObject) -> bool {
+        match object {
+            ProgramObject::Program(program) => self.program == *program,
+            ProgramObject::Holder(holder) => self.holders.get(&holder.token) == Some(holder),
+            ProgramObject::Account {
+                token,
+                currency,
+                credit_line_minor,
+            } => self.accounts.get(token).is_some_and(|account| {
+                account.currency == *currency && account.credit_line_minor == *credit_line_minor
+            }),
+            ProgramObject::Card(card) => self.cards.get(&card.token) == Some(card),
+            ProgramObject::CardProduct(product) => {
+                self.card_products.get(&product.token) == Some(product)
+            }
+            ProgramObject::MccGroup(group) => self.mcc_groups.get(&group.token) == Some(group),
+            ProgramObject::VelocityControl(control) => {
+                self.velocity_controls.get(&control.token) == Some(control)
+            }
+            ProgramObject::AuthControl(control) => {
+                self.auth_controls.get(&control.token) == Some(control)
+            }
+            ProgramObject::ExemptMid(exempt) => self.exempt_mids.get(&exempt.token) == Some(exempt),
+        }
+    }
+
     fn put(&mut self, object: &ProgramObject) {
         match object {
             ProgramObject::Program(program) => self.program = program.clone(),

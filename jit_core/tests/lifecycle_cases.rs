@@ -679,3 +679,23 @@ fn a_swipe_above_the_programs_maximum_is_declined_by_that_limit() {
     assert!(at.approved);
     assert_eq!(available(&engine), 5000);
 }
+
+#[test]
+fn the_same_file_loaded_twice_writes_nothing_the_second_time() {
+    let mut engine = engine_with("100.00", "");
+    let file = br#"{"program": {"token": "prog", "max_amount": "500.00"},
+        "users": [{"token": "dora"}], "cards": [{"token": "card_e", "user_token": "dora"}],
+        "gpaorders": [{"token": "fund_dora", "user_token": "dora", "amount": "20.00"}]}"#;
+
+    let first = engine.load(file, NOW_MS).expect("file loads");
+    let second = engine.load(file, NOW_MS).expect("file loads again");
+    let currency_only = engine
+        .load(br#"{"program": {"currency_code": "USD"}}"#, NOW_MS)
+        .expect("settings load");
+
+    assert!(first.len() >= 4, "{}", first.len());
+    assert!(second.is_empty(), "{second:?}");
+    assert!(currency_only.is_empty(), "{currency_only:?}");
+    assert_eq!(engine.state().program.max_amount_minor, Some(50_000));
+    assert_eq!(engine.state().program.token, "prog");
+}
