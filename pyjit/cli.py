@@ -94,7 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     add_user_parser(commands)
 
     demo = commands.add_parser("demo", help="serve on embedded defaults and replay a sample")
-    demo.add_argument("--rows", type=int, default=400, help="synthetic transactions to replay")
+    demo.add_argument(
+        "--rows",
+        type=_within(int, 1, 1_000_000),
+        default=400,
+        help="synthetic transactions to replay",
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_demo)
     return parser
@@ -129,10 +134,15 @@ def _within(kind: Callable[[str], float], low: float, high: float) -> Callable[[
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}: {text!r}")
+            bounds = f"{_shown(low)} to {_shown(high)}"
+            raise argparse.ArgumentTypeError(f"must be from {bounds}: {text!r}")
         return value
 
     return parse
+
+
+def _shown(bound: float) -> str:
+    return f"{bound:,.0f}" if float(bound).is_integer() else f"{bound:g}"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ variables, which win. Everything is validated at start and every problem is repo
 once, so an operator fixes a bad deployment in one round.
 """
 
+import math
 import os
 import string
 import tomllib
@@ -272,8 +273,18 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
         problems.append("PYJIT_COMMIT_BUDGET_MS must be 1-7000 (the processor waits 1-7 s)")
     if config.batch_max_entries < 1:
         problems.append("PYJIT_BATCH_MAX_ENTRIES must be at least 1")
-    if config.snapshot_interval_s <= 0 or config.expiry_interval_s <= 0:
-        problems.append("PYJIT_SNAPSHOT_INTERVAL_S and PYJIT_EXPIRY_INTERVAL_S must be positive")
+    for name in ("snapshot_interval_s", "expiry_interval_s", "webhook_max_age_s"):
+        seconds = getattr(config, name)
+        # NaN compares false with everything, so `<= 0` alone would let it through.
+        if not (math.isfinite(seconds) and seconds > 0):
+            problems.append(f"{SETTINGS[name][0]} must be a positive number, got {seconds!r}")
+    if config.snapshot_every_entries < 1:
+        problems.append("PYJIT_SNAPSHOT_EVERY_ENTRIES must be at least 1")
+    if config.home.exists() and not config.home.is_dir():
+        problems.append(f"PYJIT_HOME must be a directory, and {str(config.home)!r} is a file")
+    scheme = (config.database_url or "postgresql://").partition("://")[0]
+    if scheme not in ("postgresql", "postgres"):
+        problems.append("DATABASE_URL must be a postgresql:// URL (user@host:port/database)")
     if not 1 <= config.edge_budget_ms <= 7000:
         problems.append("PYJIT_EDGE_BUDGET_MS must be 1-7000 (the processor waits 1-7 s)")
     if config.ops_addr:
@@ -309,8 +320,6 @@ def check_webhook_settings(config: Config) -> list[str]:
         )
     if config.webhook_secret and not config.webhook_username:
         problems.append("PYJIT_WEBHOOK_SECRET needs PYJIT_WEBHOOK_USERNAME and _PASSWORD too")
-    if config.webhook_max_age_s <= 0:
-        problems.append("PYJIT_WEBHOOK_MAX_AGE_S must be positive")
     scheme = config.rabbitmq_url.partition("://")[0]
     if config.rabbitmq_url and scheme not in ("amqp", "amqps"):
         problems.append("RABBITMQ_URL must be an amqp:// or amqps:// URL")

@@ -89,3 +89,30 @@ def test_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("this is = = not toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(str(path), GOOD)
+
+
+def test_numbers_that_are_not_numbers_and_paths_that_are_not_homes_are_refused(
+    tmp_path: Path,
+) -> None:
+    a_file = tmp_path / "home"
+    a_file.write_text("not a directory")
+    env = {
+        **GOOD,
+        "PYJIT_SNAPSHOT_INTERVAL_S": "nan",
+        "PYJIT_EXPIRY_INTERVAL_S": "inf",
+        "PYJIT_WEBHOOK_MAX_AGE_S": "-1",
+        "PYJIT_SNAPSHOT_EVERY_ENTRIES": "-5",
+        "PYJIT_HOME": str(a_file),
+        "DATABASE_URL": "mysql://root@127.0.0.1/pyjit",
+    }
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ=env)
+
+    text = "\n".join(raised.value.problems)
+    assert "PYJIT_SNAPSHOT_INTERVAL_S must be a positive number, got nan" in text
+    assert "PYJIT_EXPIRY_INTERVAL_S must be a positive number, got inf" in text
+    assert "PYJIT_WEBHOOK_MAX_AGE_S must be a positive number, got -1.0" in text
+    assert "PYJIT_SNAPSHOT_EVERY_ENTRIES must be at least 1" in text
+    assert "PYJIT_HOME must be a directory" in text
+    assert "DATABASE_URL must be a postgresql:// URL" in text
