@@ -154,12 +154,13 @@ def _serve(args: argparse.Namespace) -> int:
             f"PYJIT_GATEWAY_PASSWORD='{config.gateway_password}'",
             flush=True,
         )
+    from pyjit.database import DatabaseUnavailable
     from pyjit.lease import LeaseTaken
     from pyjit.server import serve
 
     try:
         run_async(serve(config, SystemClock(), role=args.role, standby=args.standby))
-    except LeaseTaken as error:
+    except (LeaseTaken, DatabaseUnavailable) as error:
         print(f"pyjit serve: {error}", file=sys.stderr)
         return 1
     except OSError as error:
@@ -170,14 +171,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    config = load_config(args.config, demo=True)
+    config = client_config(config_file=args.config)
     logs.configure(config.log_level)
-    from pyjit.database import open_database
+    from pyjit.database import DatabaseUnavailable, open_database
     from pyjit.server import run_migrations
 
     database = open_database(config.database_url, config.home)
     try:
         applied = run_async(run_migrations(database.url))
+    except DatabaseUnavailable as error:
+        print(f"pyjit migrate: {error}", file=sys.stderr)
+        return 1
     finally:
         database.release()
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"

@@ -9,6 +9,7 @@ import math
 import os
 import string
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -159,11 +160,13 @@ def load_config(
     return config
 
 
-def client_config(environ: Mapping[str, str] | None = None) -> Config:
-    """The configuration a client command (`load`, `replay`) reads, without refusing missing
-    credentials: the server will answer 401 and the client says so."""
+def client_config(
+    environ: Mapping[str, str] | None = None, config_file: str | None = None
+) -> Config:
+    """The configuration a command other than `serve` (`load`, `replay`, `migrate`) reads,
+    without refusing missing credentials: a server will answer 401 and the client says so."""
     env = os.environ if environ is None else environ
-    path = env.get("PYJIT_CONFIG")
+    path = config_file or env.get("PYJIT_CONFIG")
     raw = _read_toml(Path(path)) if path else {}
     problems: list[str] = []
     config = _build(_merge(raw, env, problems), problems, demo=True)
@@ -282,8 +285,7 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
         problems.append("PYJIT_SNAPSHOT_EVERY_ENTRIES must be at least 1")
     if config.home.exists() and not config.home.is_dir():
         problems.append(f"PYJIT_HOME must be a directory, and {str(config.home)!r} is a file")
-    scheme = (config.database_url or "postgresql://").partition("://")[0]
-    if scheme not in ("postgresql", "postgres"):
+    if config.database_url and not _is_postgresql_url(config.database_url):
         problems.append("DATABASE_URL must be a postgresql:// URL (user@host:port/database)")
     if not 1 <= config.edge_budget_ms <= 7000:
         problems.append("PYJIT_EDGE_BUDGET_MS must be 1-7000 (the processor waits 1-7 s)")
@@ -292,6 +294,15 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
     if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append("PYJIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     return config
+
+
+def _is_postgresql_url(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - reading it validates it
+    except ValueError:
+        return False
+    return parts.scheme in ("postgresql", "postgres")
 
 
 def _check_credentials(config: Config, demo: bool) -> list[str]:

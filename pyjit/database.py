@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from pyjit import migrations
 
@@ -114,18 +115,39 @@ def _ssl_setting(url: str) -> bool | None:
     return None
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The journal database cannot be used; the message names it (without its password) and
+    says why, so an operator reads the cause instead of a driver's traceback."""
+
+
+def shown_url(url: str) -> str:
+    """`url` without its password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 async def wait_for_database(url: str, attempts: int = 50, delay_s: float = 0.2) -> None:
-    """Wait until PostgreSQL accepts a connection, as it may still be starting."""
-    for attempt in range(attempts):
-        try:
-            connection = await asyncpg.connect(url, timeout=5)
-        except (TimeoutError, OSError, asyncpg.PostgresError):
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(delay_s)
-        else:
-            await connection.close()
-            return
+    """Wait until PostgreSQL accepts a connection, as it may still be starting; a refusal
+    that waiting cannot cure (no such database, wrong password, a malformed URL) ends at
+    once. Either way the failure is a `DatabaseUnavailable`."""
+    starting = (TimeoutError, OSError, asyncpg.CannotConnectNowError)
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_fixed(delay_s),
+        retry=retry_if_exception_type(starting),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                connection = await asyncpg.connect(url, timeout=5, ssl=_ssl_setting(url))
+                await connection.close()
+    except (*starting, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+        reason = str(error) or type(error).__name__
+        raise DatabaseUnavailable(f"cannot use the database {shown_url(url)}: {reason}") from error
 
 
 @contextlib.asynccontextmanager

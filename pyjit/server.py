@@ -26,7 +26,7 @@ from pyjit import migrations
 from pyjit._engine import Engine
 from pyjit.clock import Clock
 from pyjit.config import Config
-from pyjit.database import create_pool, migrated_pool
+from pyjit.database import create_pool, migrated_pool, wait_for_database
 from pyjit.decider import Decider
 from pyjit.edge import ServerState, build_app, build_ops_app
 from pyjit.journal import JournalWriter
@@ -73,6 +73,7 @@ ROLES = {
 
 
 async def run_migrations(url: str) -> list[migrations.Migration]:
+    await wait_for_database(url, attempts=1)
     pool = await create_pool(url)
     try:
         async with pool.acquire() as connection:

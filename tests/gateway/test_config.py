@@ -103,7 +103,7 @@ def test_numbers_that_are_not_numbers_and_paths_that_are_not_homes_are_refused(
         "PYJIT_WEBHOOK_MAX_AGE_S": "-1",
         "PYJIT_SNAPSHOT_EVERY_ENTRIES": "-5",
         "PYJIT_HOME": str(a_file),
-        "DATABASE_URL": "mysql://root@127.0.0.1/pyjit",
+        "DATABASE_URL": "postgresql://root@[::garbage/pyjit",
     }
 
     with pytest.raises(ConfigError) as raised:
