@@ -14,6 +14,9 @@
 //!    TRANSACTION_COUNT_LIMIT_EXCEEDED;
 //! 6. funds: amount above available → INSUFFICIENT_FUNDS.
 //!
+//! A verification or a balance inquiry runs checks 1–4 only: it asks for no money, but a
+//! card that may not spend may not read balances either.
+//!
 //! The first failing check declines. Partial approval is never given: a message is approved
 //! in full or declined.
 

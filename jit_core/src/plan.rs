@@ -85,9 +85,14 @@ impl Engine {
                     decided.amount_minor,
                 ))
             }
-            (Flow::Authorize(_) | Flow::Increment | Flow::Verify | Flow::SingleMessage(_), _) => {
-                self.plan_spend(decided, card, spender)
-            }
+            (
+                Flow::Authorize(_)
+                | Flow::Increment
+                | Flow::Verify
+                | Flow::SingleMessage(_)
+                | Flow::BalanceInquiry,
+                _,
+            ) => self.plan_spend(decided, card, spender),
             (_, None) if decided.flow.is_decided() => Plan::declined(Decline::check(
                 "CARDHOLDER_NOT_ACTIVE",
                 &card.user_token,
@@ -106,6 +111,7 @@ impl Engine {
 
     fn plan_spend(&self, decided: &Decided<'_>, card: &Card, spender: Option<Spender<'_>>) -> Plan {
         let amount = decided.amount_minor;
+        let asks_nothing = matches!(decided.flow, Flow::Verify | Flow::BalanceInquiry);
         let Some(spender) = spender else {
             let decline =
                 Decline::check("CARDHOLDER_NOT_ACTIVE", &card.user_token, "holder", amount);
@@ -123,8 +129,11 @@ impl Engine {
             user_token: decided.message.user_token.as_deref(),
             business_token: decided.message.business_token.as_deref(),
             merchant: &decided.message.merchant,
-            velocity: decided.flow != Flow::Verify,
-            funds: decided.flow != Flow::Verify,
+            // A verification or a balance inquiry asks for no money, but the card, the
+            // holder and the controls must still allow it: balances are not shown to a
+            // terminated card or another holder's token.
+            velocity: !asks_nothing,
+            funds: !asks_nothing,
         };
         let mut charges = Vec::with_capacity(8);
 
@@ -142,6 +151,7 @@ impl Engine {
             .map(|charge| usage(charge, amount, 1))
             .collect();
         let account = &spender.account.token;
+        plan.balances = decided.flow == Flow::BalanceInquiry;
         match decided.flow {
             Flow::Authorize(_) | Flow::Increment => {
                 let refs = charges.iter().map(usage_ref).collect();
@@ -266,10 +276,6 @@ impl Engine {
             Flow::Clear => self.plan_clear(decided, &account),
             Flow::StandinHold => Plan {
                 effects: vec![self.grow_hold(decided, spender.card, &account, Vec::new())],
-                ..Plan::default()
-            },
-            Flow::BalanceInquiry => Plan {
-                balances: true,
                 ..Plan::default()
             },
             Flow::Flagged => Plan::flagged("unknown method reporting moved money"),

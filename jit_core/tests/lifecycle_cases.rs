@@ -364,6 +364,32 @@ fn balance_inquiry_answers_balances_as_decimal_text() {
 }
 
 #[test]
+fn balances_are_not_shown_to_another_holder_or_a_suspended_card() {
+    let mut engine = engine_with("100.00", "");
+    let as_bob = String::from_utf8(body("b1", "pgfs.balanceinquiry", "card_a", "0", ""))
+        .expect("fixture bodies are UTF-8")
+        .replace(r#""user_token":"alice""#, r#""user_token":"bob""#);
+    let foreign = decide(&mut engine, as_bob.as_bytes());
+    engine
+        .load(
+            br#"{"cards": [{"token": "card_a", "user_token": "alice",
+            "card_product_token": "prod", "state": "SUSPENDED"}]}"#,
+            NOW_MS,
+        )
+        .expect("suspension loads");
+    let suspended = decide(
+        &mut engine,
+        &body("b2", "pgfs.balanceinquiry", "card_a", "0", ""),
+    );
+
+    assert_eq!(foreign.status, 402);
+    assert_eq!(foreign.rule_name.as_deref(), Some("card of another holder"));
+    assert!(!foreign.body.contains("balances"), "{}", foreign.body);
+    assert_eq!(suspended.decline_reason.as_deref(), Some("CARD_NOT_ACTIVE"));
+    assert!(!suspended.body.contains("balances"), "{}", suspended.body);
+}
+
+#[test]
 fn expired_holds_are_released_and_a_later_clearing_posts_without_one() {
     let mut engine = engine_with("100.00", "");
     decide(
