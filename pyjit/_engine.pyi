@@ -20,6 +20,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "Entry",
+    "FrozenEngine",
     "JournalError",
     "MessageError",
     "Outcome",
@@ -130,6 +131,15 @@ class Account:
         """posted - held + credit line."""
 
 @final
+class FrozenEngine:
+    """A copy of an `Engine` at one moment."""
+
+    @property
+    def last_seq(self) -> int: ...
+    def snapshot(self) -> bytes:
+        """As `Engine.snapshot`, of the state when the copy was made."""
+
+@final
 class Engine:
     def __new__(cls, max_amount_minor: int = 100_000_000_00) -> Engine:
         """An empty engine. Amounts above `max_amount_minor` are refused as input errors."""
@@ -163,6 +173,8 @@ class Engine:
         """`apply` for each entry in order, returning how many were applied."""
     def snapshot(self) -> bytes:
         """The whole state, including `last_seq`, as bytes for `restore`."""
+    def frozen(self) -> FrozenEngine:
+        """A copy of the engine now, to snapshot while this one goes on deciding."""
     @staticmethod
     def restore(snapshot: bytes) -> Engine:
         """An engine equal to the one that produced `snapshot`. Raises `JournalError`."""

@@ -214,13 +214,13 @@ class Decider:
     async def quiesce_and_snapshot(self, timeout_s: float) -> Snapshot:
         """A snapshot of a state whose every entry is committed."""
         async with self.quiesced(timeout_s):
-            # A large state takes seconds to write out: off the event loop, /health and
-            # requests waiting for admission keep their clocks.
-            seq = self.engine.last_seq
-            data = await asyncio.to_thread(self.engine.snapshot)
-            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-            self.snapshot_seq = seq
-            return Snapshot(seq, digest, data)
+            # Admission waits only for the copy; a large state takes seconds to write out,
+            # which happens after, off the event loop, while decisions go on.
+            frozen = await asyncio.to_thread(self.engine.frozen)
+        data = await asyncio.to_thread(frozen.snapshot)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        self.snapshot_seq = frozen.last_seq
+        return Snapshot(frozen.last_seq, digest, data)
 
     def pause(self) -> None:
         """Stop admitting work (used while shutting down)."""

@@ -227,6 +227,21 @@ def test_journal_and_snapshot_rebuild_the_same_state(body: Body) -> None:
         fresh.apply(journal[0])
 
 
+def test_a_frozen_copy_keeps_its_moment_while_the_engine_goes_on(
+    engine: Engine, body: Body
+) -> None:
+    engine.decide(body("f1", amount="10.00"), NOW_MS)
+    before = engine.snapshot()
+
+    frozen = engine.frozen()
+    engine.decide(body("f2", amount="20.00"), NOW_MS)
+
+    assert frozen.last_seq == engine.last_seq - 1
+    assert frozen.snapshot() == before
+    assert Engine.restore(frozen.snapshot()).last_seq == frozen.last_seq
+    assert engine.snapshot() != before
+
+
 def test_program_file_refuses_unknown_collections_and_empty_orders() -> None:
     engine = Engine()
     file = json.loads(program_file())

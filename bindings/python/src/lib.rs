@@ -242,6 +242,27 @@ impl PyAccount {
     }
 }
 
+/// A copy of an engine at one moment, to be written out while the engine goes on deciding:
+/// copying shares holds and answers, so it takes a fraction of the time writing takes.
+#[pyclass(module = "pyjit._engine", name = "FrozenEngine", frozen)]
+struct PyFrozenEngine {
+    engine: jit_core::Engine,
+}
+
+#[pymethods]
+impl PyFrozenEngine {
+    #[getter]
+    fn last_seq(&self) -> u64 {
+        self.engine.last_seq()
+    }
+
+    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let engine = &self.engine;
+        let bytes = py.allow_threads(|| engine.snapshot());
+        PyBytes::new(py, &bytes)
+    }
+}
+
 /// The decision engine.
 #[pyclass(module = "pyjit._engine", name = "Engine")]
 struct PyEngine {
@@ -344,6 +365,13 @@ impl PyEngine {
         PyBytes::new(py, &bytes)
     }
 
+    fn frozen(&self, py: Python<'_>) -> PyFrozenEngine {
+        let engine = &self.engine;
+        PyFrozenEngine {
+            engine: py.allow_threads(|| engine.clone()),
+        }
+    }
+
     #[staticmethod]
     fn restore(py: Python<'_>, snapshot: &[u8]) -> PyResult<PyEngine> {
         let engine = py.allow_threads(|| jit_core::Engine::restore(snapshot));
@@ -409,6 +437,7 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<PyEngine>()?;
+    module.add_class::<PyFrozenEngine>()?;
     module.add_class::<PyOutcome>()?;
     module.add_class::<PyEntry>()?;
     module.add_class::<PyAccount>()?;
