@@ -61,11 +61,22 @@ impl fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
-/// Shortens a value for an error message so a long or hostile input cannot flood a log.
+/// A JSON value's own text for an error message: a string keeps its one pair of quotes and
+/// a number shows none, as the sender wrote them.
+pub fn as_sent(raw_json: &str) -> String {
+    shortened(raw_json)
+}
+
+/// A value quoted and escaped for an error message.
 pub fn quoted(value: &str) -> String {
+    format!("{:?}", shortened(value))
+}
+
+/// Cut at 40 characters, so a long or hostile input cannot flood a log.
+fn shortened(value: &str) -> String {
     let mut shown: String = value.chars().take(40).collect();
     if shown.len() < value.len() {
         shown.push('…');
     }
-    format!("{shown:?}")
+    shown
 }

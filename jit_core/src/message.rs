@@ -14,7 +14,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::error::{quoted, EngineError};
+use crate::error::{as_sent, quoted, EngineError};
 use crate::money::{parse_decimal, AmountProblem, Money};
 
 /// Field path of the JIT amount, used in error messages.
@@ -188,7 +188,7 @@ impl<'a> Message<'a> {
 }
 
 fn amount_error(field: &str, raw: &str, problem: AmountProblem) -> EngineError {
-    EngineError::message(field, format!("amount {} {problem}", quoted(raw)))
+    EngineError::message(field, format!("amount {} {problem}", as_sent(raw)))
 }
 
 /// Parses a JIT body. Errors name the offending field.

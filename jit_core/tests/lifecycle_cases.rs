@@ -235,6 +235,18 @@ fn bad_amounts_are_refused_by_field_and_change_nothing() {
         assert_eq!(error.field, "gpa_order.jit_funding.amount", "{amount}");
         assert!(error.to_string().contains("amount"), "{error}");
     }
+    let as_text = engine
+        .decide(
+            &body("bad", "pgfs.authorization", "card_a", "\"-10.00\"", ""),
+            NOW_MS,
+        )
+        .unwrap_err();
+    assert!(
+        as_text
+            .to_string()
+            .ends_with(r#"amount "-10.00" is negative"#),
+        "{as_text}"
+    );
     assert_eq!(engine.state_digest(), digest);
 }
 
