@@ -27,6 +27,8 @@ def run_demo(rows: int, seed: int) -> int:
     env.setdefault("PYJIT_GATEWAY_USERNAME", DEMO_USERNAME)
     env.setdefault("PYJIT_GATEWAY_PASSWORD", demo_password(SystemIds()))
     env.setdefault("PYJIT_HTTP_ADDR", f"127.0.0.1:{_free_port(8080)}")
+    # gRPC too: a machine running anything on 50051 must not stop the demo.
+    env.setdefault("PYJIT_GRPC_ADDR", f"127.0.0.1:{_free_port(50051)}")
     config = client_config(env)
     console.print(f"starting the gateway on {config.base_url} (data in {config.home}) ...")
     config.home.mkdir(parents=True, exist_ok=True)
