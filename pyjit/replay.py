@@ -69,6 +69,15 @@ class ReplayResults:
         return found
 
 
+# A gateway that stopped answering fails every message after it: past this many transport
+# failures in a row the replay stops instead of counting the rest of the file as errors.
+GIVE_UP_AFTER_FAILURES = 200
+
+
+class GatewayGone(OSError):
+    """The gateway stopped answering in the middle of a replay."""
+
+
 class Sender:
     """Sends planned messages and records every answer."""
 
@@ -91,6 +100,7 @@ class Sender:
         self._on_sent = on_sent
         self._ready: deque[tuple[int, Message]] = deque()
         self._dispatched = 0
+        self._failing = 0
         self.results = ReplayResults()
 
     async def run(self, messages: Sequence[Message]) -> ReplayResults:
@@ -100,6 +110,12 @@ class Sender:
         source = iter(messages)
         exhausted = False
         while True:
+            if self._failing >= GIVE_UP_AFTER_FAILURES:
+                await _cancel(tasks)
+                raise GatewayGone(
+                    f"{self._failing} messages in a row got no answer "
+                    f"({self.results.sent} answered before)"
+                )
             message = self._next(source, exhausted)
             if message is None and not exhausted:
                 exhausted = True
@@ -143,10 +159,12 @@ class Sender:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as error:
             self.results.transport_errors[type(error).__name__] += 1
+            self._failing += 1
             return
         finally:
             self._slots.release()
             self._on_sent(1)
+        self._failing = 0
         latency_us = (self._clock.monotonic_ns() - start_ns) // 1000
         self.results.latency_us.record_value(min(max(latency_us, 1), LATENCY_MAX_US))
         self._record(message, status, body)
@@ -174,6 +192,12 @@ class Sender:
                 expected.posted_minor -= message.amount_minor
         elif message.method == REFUND:
             expected.posted_minor += message.amount_minor
+
+
+async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _decline_reason(body: bytes) -> str:
