@@ -188,6 +188,14 @@ def measure_recovery(
     return recovery
 
 
+def reconciled(report: dict[str, Any]) -> str:
+    reconciliation = report["reconciliation"]
+    if not reconciliation["available"]:
+        # The baseline has no read models to compare; "False" would read as a failure.
+        return "n/a"
+    return str(reconciliation["ok"])
+
+
 def summary(name: str, report: dict[str, Any]) -> str:
     latency = report["latency_ms"]
     return (
@@ -195,7 +203,7 @@ def summary(name: str, report: dict[str, Any]) -> str:
         f"throughput {report['throughput_per_second']:>8.1f}/s  "
         f"p50 {latency['p50']:.3f} ms  p90 {latency['p90']:.3f} ms  "
         f"p99 {latency['p99']:.3f} ms  max {latency['max']:.3f} ms  "
-        f"errors {report['errors']}  reconciled {report['reconciliation']['ok']}"
+        f"errors {report['errors']}  reconciled {reconciled(report)}"
     )
 
 

@@ -53,7 +53,8 @@ def summary(result: dict[str, Any]) -> str:
     ]
     for name, run in result["http"].items():
         latency = {key: _ms(value) for key, value in run["latency_ms"].items()}
-        reconciled = "yes" if run["reconciled"] else "n/a" if "baseline" in name else "NO"
+        available = run.get("reconciliation_available", True)
+        reconciled = "yes" if run["reconciled"] else "NO" if available else "n/a"
         kept_up = "n/a" if run["rate_target_per_second"] is None else _yes(run["kept_up"])
         lines.append(
             f"| {name} | {run['messages_sent']} | {run['throughput_per_second']:.0f} "

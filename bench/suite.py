@@ -133,8 +133,7 @@ def replay_load(
         "latency_count": histogram.get_total_count(),
         "curve_ms": latency_curve(histogram),
         "reconciled": bool(report["reconciliation"].get("ok")),
-        "reconciliation_available": report["reconciliation"].get("server") is not None
-        or report["reconciliation"].get("ok") is True,
+        "reconciliation_available": bool(report["reconciliation"]["available"]),
     }
 
 
