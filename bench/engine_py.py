@@ -159,6 +159,35 @@ def main() -> None:
     print(f"p99 ratio engine/orjson.loads = {ours / baseline:.2f}x")
     print(f"p99 ratio engine/python dict decision = {ours / python:.2f}x")
     snapshot_pause(engine)
+    program_edit_pause(engine)
+
+
+def program_edit_pause(engine: Engine, holders: int = 50_000, edits: int = 200) -> None:
+    """How long one small program edit (a portal changing one limit) holds the engine once the
+    program has `holders` users with a card each, against copying the state, which is the
+    least an all-or-nothing load by copy would pay."""
+    users = [{"token": f"edit-user-{i}"} for i in range(holders)]
+    cards = [{"token": f"edit-card-{i}", "user_token": f"edit-user-{i}"} for i in range(holders)]
+    engine.load(json.dumps({"users": users, "cards": cards}).encode(), NOW_MS)
+    files = [
+        json.dumps(
+            {
+                "velocitycontrols": [
+                    {
+                        "token": "edit-limit",
+                        "name": "Daily",
+                        "amount_limit": f"{1000 + index}.00",
+                        "velocity_window": "DAY",
+                        "association": {"user_token": f"edit-user-{index}"},
+                    }
+                ]
+            }
+        ).encode()
+        for index in range(edits)
+    ]
+    edit = timed(f"one-control edit at {holders} holders", files, lambda f: engine.load(f, NOW_MS))
+    copy = timed("baseline copy of the state", files[:20], lambda _: engine.frozen())
+    print(f"p99 ratio edit/state copy = {edit / copy:.4f}x")
 
 
 def snapshot_pause(engine: Engine, rounds: int = 5) -> None:

@@ -103,24 +103,8 @@ impl Engine {
         engine
     }
 
-    /// An engine to load a program file into, all or nothing: a copy of the definitions
-    /// only (`State::clone_definitions`).
-    pub(crate) fn definitions_scratch(&self) -> Engine {
-        Engine {
-            state: self.state.clone_definitions(),
-            max_amount_minor: self.max_amount_minor,
-            zone: self.zone,
-            exponent: self.exponent,
-        }
-    }
-
-    /// Takes what a file changed in a scratch from `definitions_scratch`.
-    pub(crate) fn take_loaded(&mut self, loaded: Engine) {
-        self.state.take_definitions(loaded.state);
-        self.refresh_program();
-    }
-
-    fn refresh_program(&mut self) {
+    /// Follows the program's time zone and currency after an entry or a rollback changed it.
+    pub(crate) fn refresh_program(&mut self) {
         self.zone = self.state.program.time_zone.parse().unwrap_or(Tz::UTC);
         let found = currency::by_alpha(&self.state.program.currency);
         self.exponent = found.map_or(2, |currency| currency.exponent);

@@ -19,6 +19,7 @@ mod plan;
 mod program;
 pub mod query;
 pub mod response;
+mod rollback;
 pub mod shards;
 pub mod state;
 

@@ -14,6 +14,7 @@ use crate::model::{
     Card, CardProduct, CardState, Holder, HolderKind, HolderStatus, MccGroup, Program,
 };
 use crate::money::parse_decimal;
+use crate::rollback::Rollback;
 
 /// The collections of a program file, in the order they are applied.
 const ORDER: [&str; 12] = [
@@ -119,7 +120,9 @@ impl Engine {
             )]));
         };
 
-        let mut scratch = self.definitions_scratch();
+        // Applied to the live state as it is read, so that later objects can name earlier
+        // ones; a file with any problem is taken back whole.
+        let mut rollback = Rollback::new(&self.state);
         let mut reader = Reader {
             problems: Vec::new(),
         };
@@ -132,7 +135,7 @@ impl Engine {
             }
         }
         if let Some(program) = file.get("program") {
-            scratch.load_program(program, &mut reader, &mut entries, now_ms);
+            self.load_program(program, &mut reader, &mut entries, now_ms, &mut rollback);
         }
         for key in ORDER {
             let Some(items) = file.get(key) else { continue };
@@ -147,17 +150,18 @@ impl Engine {
                     continue;
                 };
                 let before = reader.problems.len();
-                let made = scratch.read_object(key, object, &path, &mut reader);
+                let made = self.read_object(key, object, &path, &mut reader);
                 if reader.problems.len() == before {
-                    scratch.emit(made, now_ms, &mut entries);
+                    self.emit(made, now_ms, &mut entries, &mut rollback);
                 }
             }
         }
 
         if !reader.problems.is_empty() {
+            rollback.undo(&mut self.state);
+            self.refresh_program();
             return Err(program_error(reader.problems));
         }
-        self.take_loaded(scratch);
         Ok(entries)
     }
 
@@ -166,6 +170,7 @@ impl Engine {
         made: Vec<(String, &'static str, Vec<Effect>)>,
         at_ms: i64,
         out: &mut Vec<Entry>,
+        rollback: &mut Rollback,
     ) {
         for (token, object, effects) in made {
             let unchanged = effects.iter().all(|effect| match effect {
@@ -183,6 +188,9 @@ impl Engine {
             });
             entry.posted_delta_minor = crate::engine::deltas(&effects).0;
             entry.effects = effects;
+            for effect in &entry.effects {
+                rollback.keep(&self.state, effect);
+            }
             self.commit_program(&entry);
             // Read models learn an account's currency from the first entry that moves it.
             entry.currency = entry
@@ -200,6 +208,7 @@ impl Engine {
         reader: &mut Reader,
         out: &mut Vec<Entry>,
         at_ms: i64,
+        rollback: &mut Rollback,
     ) {
         let Value::Object(object) = value else {
             reader.problem("program", "must be an object");
@@ -242,7 +251,7 @@ impl Engine {
         };
         if reader.problems.is_empty() {
             let effects = vec![Effect::Put(ProgramObject::Program(program))];
-            self.emit(vec![(token, "program", effects)], at_ms, out);
+            self.emit(vec![(token, "program", effects)], at_ms, out, rollback);
         }
     }
 

@@ -81,48 +81,6 @@ fn sorted_usage<S: Serializer>(
 }
 
 impl State {
-    /// A copy of everything a program file can change, without the parts that grow with
-    /// traffic (holds, velocity usage, answers), which a file never touches: loading stays
-    /// proportional to the program, not to the traffic it has seen.
-    pub fn clone_definitions(&self) -> State {
-        State {
-            last_seq: self.last_seq,
-            program: self.program.clone(),
-            holders: self.holders.clone(),
-            accounts: self.accounts.clone(),
-            cards: self.cards.clone(),
-            card_products: self.card_products.clone(),
-            mcc_groups: self.mcc_groups.clone(),
-            velocity_controls: self.velocity_controls.clone(),
-            auth_controls: self.auth_controls.clone(),
-            exempt_mids: self.exempt_mids.clone(),
-            holds: ShardedMap::default(),
-            usage: FxHashMap::default(),
-            answers: ShardedMap::default(),
-            gpa_orders: self.gpa_orders.clone(),
-        }
-    }
-
-    /// Takes the definitions of `loaded` (made by `clone_definitions` and changed by a
-    /// program file), keeping this state's holds, usage and answers.
-    pub fn take_definitions(&mut self, loaded: State) {
-        assert!(
-            loaded.holds.is_empty() && loaded.answers.is_empty() && loaded.usage.is_empty(),
-            "a program file never touches holds, usage or answers"
-        );
-        self.last_seq = loaded.last_seq;
-        self.program = loaded.program;
-        self.holders = loaded.holders;
-        self.accounts = loaded.accounts;
-        self.cards = loaded.cards;
-        self.card_products = loaded.card_products;
-        self.mcc_groups = loaded.mcc_groups;
-        self.velocity_controls = loaded.velocity_controls;
-        self.auth_controls = loaded.auth_controls;
-        self.exempt_mids = loaded.exempt_mids;
-        self.gpa_orders = loaded.gpa_orders;
-    }
-
     /// Checks that `effect` fits the state, so an entry is applied whole or not at all.
     pub fn check_effect(&self, effect: &Effect) -> Result<(), EngineError> {
         let known = |account: &str| {

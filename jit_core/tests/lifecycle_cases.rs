@@ -737,3 +737,67 @@ fn the_same_file_loaded_twice_writes_nothing_the_second_time() {
     assert_eq!(engine.state().program.max_amount_minor, Some(50_000));
     assert_eq!(engine.state().program.token, "prog");
 }
+
+#[test]
+fn a_file_with_one_bad_object_changes_nothing_it_touched_before_it() {
+    let extra = r#", "velocitycontrols": [{"token": "vc_day", "name": "Day",
+        "amount_limit": "50.00", "velocity_window": "DAY"}],
+        "mccgroups": [{"token": "bars", "name": "Bars", "mccs": ["5813"]}]"#;
+    let mut engine = engine_with("100.00", extra);
+    decide(
+        &mut engine,
+        &body("r1", "pgfs.authorization", "card_a", "\"30.00\"", ""),
+    );
+    let digest = engine.state_digest();
+    let seq = engine.last_seq();
+
+    // Every kind of change a file can make, each replacing or adding, then one problem.
+    let file = br#"{"program": {"token": "p2", "currency_code": "JPY", "time_zone": "Asia/Tokyo",
+        "max_amount": "9"},
+        "businesses": [{"token": "biz", "business_name_legal": "Renamed"}],
+        "users": [{"token": "dora"}, {"token": "alice", "status": "SUSPENDED",
+                   "parent_token": "biz", "uses_parent_account": true}],
+        "cardproducts": [{"token": "prod2", "name": "Second"}],
+        "cards": [{"token": "card_e", "user_token": "dora", "card_product_token": "prod2"},
+                  {"token": "card_a", "user_token": "alice", "card_product_token": "prod2",
+                   "state": "SUSPENDED"}],
+        "mccgroups": [{"token": "bars", "name": "Bars", "mccs": ["5813", "5921"]}],
+        "velocitycontrols": [{"token": "vc_day", "name": "Day", "amount_limit": "1",
+                              "velocity_window": "DAY"}],
+        "authcontrols": [{"token": "ac_new", "name": "No bars",
+                          "merchant_scope": {"mcc_group": "bars"}}],
+        "gpaorders": [{"token": "fund_dora", "user_token": "dora", "amount": "20"},
+                      {"token": "more", "business_token": "biz", "amount": "5"},
+                      {"token": "bad", "user_token": "nobody", "amount": "1"}]}"#;
+    let refused = engine.load(file, NOW_MS);
+    // Without the bad order the same file loads and changes every object it names.
+    let good = String::from_utf8_lossy(file).replace(
+        r#",
+                      {"token": "bad", "user_token": "nobody", "amount": "1"}"#,
+        "",
+    );
+    let mut control = engine_with("100.00", extra);
+    decide(
+        &mut control,
+        &body("r1", "pgfs.authorization", "card_a", "\"30.00\"", ""),
+    );
+    let loaded = control
+        .load(good.as_bytes(), NOW_MS)
+        .expect("the good part loads");
+
+    assert_eq!(loaded.len(), 12, "{loaded:?}");
+    assert_ne!(control.state_digest(), digest);
+    let problems = refused
+        .expect_err("the unknown holder is refused")
+        .to_string();
+    assert!(problems.contains("gpaorders[2]"), "{problems}");
+    assert_eq!(engine.state_digest(), digest);
+    assert_eq!(engine.last_seq(), seq);
+    // The currency's exponent is the old one again: "10.00" is ten dollars, not refused.
+    let after = decide(
+        &mut engine,
+        &body("r2", "pgfs.authorization", "card_a", "\"10.00\"", ""),
+    );
+    assert!(after.approved, "{}", after.body);
+    assert_eq!(available(&engine), 6000);
+}
