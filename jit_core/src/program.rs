@@ -228,6 +228,18 @@ impl Engine {
             );
             return;
         };
+        if currency != self.state.program.currency && !self.state.accounts.is_empty() {
+            // Balances are minor units of the program currency: another exponent would
+            // rescale every one of them.
+            reader.problem(
+                "program.currency_code",
+                format!(
+                    "cannot change from {} to {currency} once accounts exist",
+                    self.state.program.currency
+                ),
+            );
+            return;
+        }
         let time_zone = reader
             .text(object, "program", "time_zone")
             .unwrap_or(current.time_zone);
@@ -312,7 +324,15 @@ impl Engine {
         kind: HolderKind,
     ) -> Option<Vec<Effect>> {
         let token = reader.required(object, path, "token");
-        let status = read_status(reader, object.get("status"), &format!("{path}.status"))?;
+        // An upsert that does not name a status keeps the current one: re-running the file
+        // that created a holder must not reopen what a transition closed.
+        let current = self.state.holders.get(&token).map(|holder| holder.status);
+        let status = read_status(
+            reader,
+            object.get("status"),
+            &format!("{path}.status"),
+            current,
+        )?;
         let parent_token = reader.text(object, path, "parent_token");
         let uses_parent_account = reader.flag(object, path, "uses_parent_account", false);
         let parent = parent_token
@@ -384,7 +404,14 @@ impl Engine {
                 "unknown card product",
             );
         }
-        let state = read_card_state(reader, object.get("state"), &format!("{path}.state"))?;
+        // As for holders, an absent state keeps the current one, and TERMINATED is final.
+        let current = self.state.cards.get(&token).map(|card| card.state);
+        let state_path = format!("{path}.state");
+        let state = read_card_state(reader, object.get("state"), &state_path, current)?;
+        if current == Some(CardState::Terminated) && state != CardState::Terminated {
+            reader.problem(&state_path, "a TERMINATED card stays terminated");
+            return None;
+        }
         let expires_at_ms = match reader.text(object, path, "expiration") {
             Some(mmyy) => Some(expiry_ms(&mmyy).or_else(|| {
                 reader.problem(&format!("{path}.expiration"), "must be MMYY");
@@ -671,7 +698,9 @@ impl Engine {
                 reader.problem(&format!("{path}.card_token"), "unknown card");
                 return None;
             };
-            let state = read_card_state(reader, object.get("state"), &format!("{path}.state"))?;
+            let state_path = format!("{path}.state");
+            let state =
+                read_card_state(reader, object.get("state"), &state_path, Some(card.state))?;
             if card.state == CardState::Terminated && state != CardState::Terminated {
                 reader.problem(
                     &format!("{path}.state"),
@@ -694,7 +723,13 @@ impl Engine {
             reader.problem(&format!("{path}.{field}"), "unknown account holder");
             return None;
         };
-        let status = read_status(reader, object.get("status"), &format!("{path}.status"))?;
+        let status_path = format!("{path}.status");
+        let status = read_status(
+            reader,
+            object.get("status"),
+            &status_path,
+            Some(holder.status),
+        )?;
         Some(vec![put(ProgramObject::Holder(Holder {
             status,
             ..holder.clone()
@@ -720,9 +755,15 @@ fn program_error(problems: Vec<(String, String)>) -> EngineError {
     }
 }
 
-fn read_status(reader: &mut Reader, value: Option<&Value>, path: &str) -> Option<HolderStatus> {
+/// A holder's status as given, else `current`, else ACTIVE.
+fn read_status(
+    reader: &mut Reader,
+    value: Option<&Value>,
+    path: &str,
+    current: Option<HolderStatus>,
+) -> Option<HolderStatus> {
     let status = match value.and_then(Value::as_str) {
-        None => HolderStatus::Active,
+        None => current.unwrap_or(HolderStatus::Active),
         Some("UNVERIFIED") => HolderStatus::Unverified,
         Some("LIMITED") => HolderStatus::Limited,
         Some("ACTIVE") => HolderStatus::Active,
@@ -736,9 +777,16 @@ fn read_status(reader: &mut Reader, value: Option<&Value>, path: &str) -> Option
     Some(status)
 }
 
-fn read_card_state(reader: &mut Reader, value: Option<&Value>, path: &str) -> Option<CardState> {
+/// A card's state as given, else `current`, else ACTIVE.
+fn read_card_state(
+    reader: &mut Reader,
+    value: Option<&Value>,
+    path: &str,
+    current: Option<CardState>,
+) -> Option<CardState> {
     let state = match value.and_then(Value::as_str) {
-        None | Some("ACTIVE") => CardState::Active,
+        None => current.unwrap_or(CardState::Active),
+        Some("ACTIVE") => CardState::Active,
         Some("UNACTIVATED") => CardState::Unactivated,
         Some("SUSPENDED") => CardState::Suspended,
         Some("TERMINATED") => CardState::Terminated,

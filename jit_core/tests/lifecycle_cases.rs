@@ -752,9 +752,8 @@ fn a_file_with_one_bad_object_changes_nothing_it_touched_before_it() {
     let seq = engine.last_seq();
 
     // Every kind of change a file can make, each replacing or adding, then one problem.
-    let file = br#"{"program": {"token": "p2", "currency_code": "JPY", "time_zone": "Asia/Tokyo",
-        "max_amount": "9"},
-        "businesses": [{"token": "biz", "business_name_legal": "Renamed"}],
+    let file = br#"{"program": {"token": "p2", "time_zone": "Asia/Tokyo", "max_amount": "9"},
+        "businesses": [{"token": "biz", "status": "LIMITED"}],
         "users": [{"token": "dora"}, {"token": "alice", "status": "SUSPENDED",
                    "parent_token": "biz", "uses_parent_account": true}],
         "cardproducts": [{"token": "prod2", "name": "Second"}],
@@ -793,11 +792,80 @@ fn a_file_with_one_bad_object_changes_nothing_it_touched_before_it() {
     assert!(problems.contains("gpaorders[2]"), "{problems}");
     assert_eq!(engine.state_digest(), digest);
     assert_eq!(engine.last_seq(), seq);
-    // The currency's exponent is the old one again: "10.00" is ten dollars, not refused.
+    // The program's limit is the old one again: ten dollars is not above "9".
     let after = decide(
         &mut engine,
         &body("r2", "pgfs.authorization", "card_a", "\"10.00\"", ""),
     );
     assert!(after.approved, "{}", after.body);
     assert_eq!(available(&engine), 6000);
+}
+
+#[test]
+fn a_refused_file_leaves_the_currency_it_found() {
+    let mut engine = Engine::new(10_000_000_000);
+    let refused = engine.load(
+        br#"{"program": {"currency_code": "JPY"}, "users": [{"token": "u"}],
+        "gpaorders": [{"token": "bad", "user_token": "nobody", "amount": "1"}]}"#,
+        NOW_MS,
+    );
+    // Cents are valid again: under JPY "10.50" would be refused.
+    let funded = engine.load(
+        br#"{"users": [{"token": "u"}],
+        "gpaorders": [{"token": "g", "user_token": "u", "amount": "10.50"}]}"#,
+        NOW_MS,
+    );
+
+    assert!(refused.is_err());
+    assert!(funded.is_ok(), "{funded:?}");
+    assert_eq!(engine.account("u").map(|a| a.posted_minor), Some(1050));
+}
+
+#[test]
+fn the_currency_stays_once_accounts_exist() {
+    let mut engine = engine_with("100.00", "");
+    let refused = engine
+        .load(br#"{"program": {"currency_code": "JPY"}}"#, NOW_MS)
+        .expect_err("balances are cents of USD");
+
+    assert_eq!(refused.problems[0].0, "program.currency_code");
+    assert!(
+        refused.problems[0].1.contains("from USD to JPY"),
+        "{refused:?}"
+    );
+    assert_eq!(engine.state().program.currency, "USD");
+}
+
+#[test]
+fn re_running_a_file_keeps_what_transitions_did() {
+    let mut engine = engine_with("100.00", "");
+    let transitions = br#"{"cardtransitions": [{"token": "t1", "card_token": "card_a",
+        "state": "TERMINATED"}], "usertransitions": [{"token": "t2", "user_token": "bob",
+        "status": "CLOSED"}]}"#;
+    engine.load(transitions, NOW_MS).expect("transitions load");
+    let rerun = br#"{"users": [{"token": "bob", "parent_token": "biz",
+        "uses_parent_account": true}], "cards": [{"token": "card_a", "user_token": "alice",
+        "card_product_token": "prod"}]}"#;
+
+    let again = engine
+        .load(rerun, NOW_MS)
+        .expect("the same objects load again");
+    let revive = engine.load(
+        br#"{"cards": [{"token": "card_a", "user_token": "alice", "state": "ACTIVE"}]}"#,
+        NOW_MS,
+    );
+    let on_a = decide(
+        &mut engine,
+        &body("tr1", "pgfs.authorization", "card_a", "\"1.00\"", ""),
+    );
+    let on_b = decide(
+        &mut engine,
+        &body("tr2", "pgfs.authorization", "card_b", "\"1.00\"", ""),
+    );
+
+    assert!(again.is_empty(), "nothing changed: {again:?}");
+    let problems = revive.expect_err("TERMINATED is final").problems;
+    assert_eq!(problems[0].0, "cards[0].state");
+    assert_eq!(on_a.decline_reason.as_deref(), Some("CARD_NOT_ACTIVE"));
+    assert_eq!(on_b.decline_reason.as_deref(), Some("CLOSED_ACCOUNT"));
 }
