@@ -5,6 +5,7 @@ variables, which win. Everything is validated at start and every problem is repo
 once, so an operator fixes a bad deployment in one round.
 """
 
+import ipaddress
 import math
 import os
 import string
@@ -283,8 +284,16 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
             problems.append(f"{SETTINGS[name][0]} must be a positive number, got {seconds!r}")
     if config.snapshot_every_entries < 1:
         problems.append("PYJIT_SNAPSHOT_EVERY_ENTRIES must be at least 1")
-    if config.home.exists() and not config.home.is_dir():
-        problems.append(f"PYJIT_HOME must be a directory, and {str(config.home)!r} is a file")
+    # The nearest part of the path that exists must be a directory, or nothing can go under.
+    existing = next((path for path in (config.home, *config.home.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        problems.append(f"PYJIT_HOME must be a directory, and {str(existing)!r} is a file")
+    if not config.grpc_token and not _is_loopback(grpc_addr.host):
+        # gRPC loads programs and funds accounts: beyond this machine it needs a credential.
+        problems.append(
+            f"PYJIT_GRPC_TOKEN must be set when PYJIT_GRPC_ADDR ({grpc_addr.host}) is not a "
+            "loopback address"
+        )
     if config.database_url and not _is_postgresql_url(config.database_url):
         problems.append("DATABASE_URL must be a postgresql:// URL (user@host:port/database)")
     if not 1 <= config.edge_budget_ms <= 7000:
@@ -294,6 +303,15 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
     if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append("PYJIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     return config
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_postgresql_url(url: str) -> bool:

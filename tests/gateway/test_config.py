@@ -116,3 +116,32 @@ def test_numbers_that_are_not_numbers_and_paths_that_are_not_homes_are_refused(
     assert "PYJIT_SNAPSHOT_EVERY_ENTRIES must be at least 1" in text
     assert "PYJIT_HOME must be a directory" in text
     assert "DATABASE_URL must be a postgresql:// URL" in text
+
+
+def test_a_home_below_a_file_is_refused_at_start(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("x")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={**GOOD, "PYJIT_HOME": str(a_file / "pyjit")})
+
+    assert raised.value.problems == [
+        f"PYJIT_HOME must be a directory, and {str(a_file)!r} is a file"
+    ]
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:50051", "10.1.2.3:50051", "decider:50051"])
+def test_grpc_beyond_loopback_needs_a_token(address: str) -> None:
+    env = {**GOOD, "PYJIT_GRPC_ADDR": address}
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ=env)
+    with_token = load_config(environ={**env, "PYJIT_GRPC_TOKEN": "a-shared-secret"})
+
+    assert raised.value.problems[0].startswith("PYJIT_GRPC_TOKEN must be set")
+    assert with_token.grpc_token == "a-shared-secret"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:50051", "[::1]:50051", "localhost:0"])
+def test_grpc_on_loopback_needs_no_token(address: str) -> None:
+    assert load_config(environ={**GOOD, "PYJIT_GRPC_ADDR": address}).grpc_token == ""
