@@ -68,8 +68,8 @@ class JournalWriter:
         self._attempt_timeout_s = attempt_timeout_s
         self._retry_wait_max_s = retry_wait_max_s
         # Entries queued together share one future, resolved by the commit that carries
-        # them. A group never outgrows a batch and is taken whole, so a future resolves only
-        # when every entry under it is committed.
+        # them. A group is taken whole, so a future resolves only when every entry under it
+        # is committed; only `submit_many` makes a group larger than a batch.
         self._groups: deque[tuple[list[JournalRow], asyncio.Future[None]]] = deque()
         self._queued_entries = 0
         self._in_flight: list[asyncio.Future[None]] = []
@@ -91,17 +91,7 @@ class JournalWriter:
 
     def submit(self, entry: "Entry") -> asyncio.Future[None]:
         """Queue one entry; the future resolves when the commit that carries it succeeds."""
-        return self._submit_row(
-            (
-                entry.seq,
-                entry.kind,
-                entry.token,
-                entry.account_token,
-                entry.posted_delta_minor,
-                entry.held_delta_minor,
-                entry.data,
-            )
-        )
+        return self._submit_row(_row_of(entry))
 
     def submit_raw(self, seq: int, data: bytes) -> asyncio.Future[None]:
         """Queue an entry known only by its JSON (docs/journal.md)."""
@@ -121,10 +111,21 @@ class JournalWriter:
         return future
 
     def submit_many(self, entries: Sequence["Entry"]) -> asyncio.Future[None] | None:
-        """Queue entries in order; the future of the last one, or None when empty."""
-        future = None
-        for entry in entries:
-            future = self.submit(entry)
+        """Queue entries in order to be committed in one transaction, however many: a
+        program file is durable whole or not at all. Their future, or None when empty."""
+        if not entries:
+            return None
+        rows = [_row_of(entry) for entry in entries]
+        assert rows[0][0] > self._last_submitted_seq, "journal entries must be submitted in order"
+        self._last_submitted_seq = rows[-1][0]
+        groups = self._groups
+        if not groups or len(groups[-1][0]) + len(rows) > self._batch_max_entries:
+            # A group larger than a batch is committed alone (see `_take`).
+            groups.append(([], asyncio.get_running_loop().create_future()))
+            self._wakeup.set()
+        group, future = groups[-1]
+        group.extend(rows)
+        self._queued_entries += len(rows)
         return future
 
     async def flush(self) -> None:
@@ -159,8 +160,8 @@ class JournalWriter:
         taken: list[JournalRow] = []
         groups = self._groups
         room = self._batch_max_entries - len(batch)
-        # A group is never larger than a batch, so an empty batch always takes one.
-        while groups and len(taken) + len(groups[0][0]) <= room:
+        # An empty batch always takes the first group, even one larger than a batch.
+        while groups and (len(taken) + len(groups[0][0]) <= room or (not batch and not taken)):
             rows, future = groups.popleft()
             taken.extend(rows)
             self._in_flight.append(future)
@@ -244,3 +245,15 @@ class JournalWriter:
             if not future.done():
                 future.set_result(None)
         self._in_flight.clear()
+
+
+def _row_of(entry: "Entry") -> JournalRow:
+    return (
+        entry.seq,
+        entry.kind,
+        entry.token,
+        entry.account_token,
+        entry.posted_delta_minor,
+        entry.held_delta_minor,
+        entry.data,
+    )

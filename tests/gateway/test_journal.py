@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from pyjit import migrations
+from pyjit._engine import Engine
 from pyjit.journal import JournalWriter
 from pyjit.projections import (
     JOURNAL_APPEND,
@@ -285,3 +286,27 @@ async def test_another_writers_entry_at_our_seq_fences_the_writer(pool: asyncpg.
     async with pool.acquire() as connection:
         rows = await connection.fetch("SELECT data FROM journal")
     assert [orjson.loads(row["data"])["account"] for row in rows] == ["theirs"]
+
+
+async def test_a_program_file_is_committed_in_one_transaction(pool: asyncpg.Pool) -> None:
+    engine = Engine()
+    users = [{"token": f"u{index}"} for index in range(10)]
+    entries = engine.load(orjson.dumps({"users": users}), 1_710_331_200_000)
+    projector = Projector(pool)
+    writer = JournalWriter(pool, projector, batch_max_entries=3)
+
+    # A crash between two commits would leave part of the file in the journal, live after
+    # recovery: the whole file must ride in one commit, larger than a batch though it is.
+    loaded = writer.submit_many(entries)
+    single = writer.submit_raw(*funding(len(entries) + 1, "u0", 100))
+    assert loaded is not None
+    task = asyncio.gather(writer.run(), projector.run())
+    try:
+        await asyncio.wait_for(asyncio.gather(loaded, single), 10)
+    finally:
+        task.cancel()
+
+    assert len(entries) == 10
+    assert writer.stats.batches == 2
+    assert writer.stats.largest_batch == 10
+    assert writer.committed_seq == 11
