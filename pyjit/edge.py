@@ -118,10 +118,9 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         if decider is None:
             rejected.labels("503").inc()
             return json_response(503, {"error": "recovering, not ready to decide"})
-        length = request.content_length
-        body = b"" if length is not None and length > JIT_BODY_MAX else await request.read()
-        if (length is not None and length > JIT_BODY_MAX) or len(body) > JIT_BODY_MAX:
-            return _bad_input(body, "body", f"body over {JIT_BODY_MAX} bytes", 400, rejected)
+        body = await _read_at_most(request, JIT_BODY_MAX)
+        if body is None:
+            return _bad_input(b"", "body", f"body over {JIT_BODY_MAX} bytes", 400, rejected)
         recorder.parsed(clock.monotonic_ns() - received_ns)
 
         try:
@@ -138,6 +137,22 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         return web.Response(status=answer.status, body=answer.body, content_type=JSON)
 
     return jit
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be longer than `limit`: a chunked body
+    declares no length, and must not be buffered up to the admin endpoints' limit."""
+    length = request.content_length
+    if length is not None:
+        return None if length > limit else await request.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _bad_input(

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.gateway.conftest import Gateway, jit_body, program
+from tests.gateway.conftest import AUTH, Gateway, jit_body, program
 
 
 def rejected_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -73,6 +73,30 @@ async def test_body_over_64_kb_is_400(gateway: Gateway) -> None:
     status, answer = await gateway.jit(body)
     assert status == 400
     assert orjson.loads(answer)["field"] == "body"
+    assert await gateway.journal_count() == before
+
+
+async def test_a_chunked_body_is_cut_off_once_it_passes_64_kb(gateway: Gateway) -> None:
+    before = await loaded(gateway)
+    sent = 0
+
+    async def endless() -> Any:
+        # Up to 64 MB, the admin endpoints' limit, in 16 KB chunks with no declared length.
+        nonlocal sent
+        for _ in range(4096):
+            sent += 16_384
+            yield b"x" * 16_384
+
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    async with gateway.session.post(
+        f"{gateway.url}/jit", data=endless(), headers=headers
+    ) as response:
+        status, answer = response.status, await response.read()
+
+    assert status == 400
+    assert orjson.loads(answer)["field"] == "body"
+    # The answer came long before the client could send everything.
+    assert sent < 8 * 1024 * 1024, sent
     assert await gateway.journal_count() == before
 
 
