@@ -199,12 +199,18 @@ class Metrics:
         return DecisionMetrics(self)
 
 
+# The processor's JIT methods number about forty; further ones share the label "other".
+METHOD_LABELS_MAX = 64
+METHOD_OTHER = "other"
+
+
 class DecisionMetrics:
     """The JIT path's recorder: cached children, nanosecond inputs, no label parsing."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._counted: dict[tuple[str, str, str], Counter] = {}
+        self._methods: set[str] = set()
         self._decision = metrics.decision_seconds
         self._parse = metrics.stage_seconds.labels("parse")
         self._engine = metrics.stage_seconds.labels("engine")
@@ -215,7 +221,13 @@ class DecisionMetrics:
         key = (method, outcome, reason or "")
         counter = self._counted.get(key)
         if counter is None:
-            counter = self._metrics.decisions.labels(*key)
+            if method not in self._methods and len(self._methods) >= METHOD_LABELS_MAX:
+                # The method is the caller's text: past the processor's few dozen, one more
+                # series per made-up method would grow the registry without end.
+                key = (METHOD_OTHER, outcome, reason or "")
+            else:
+                self._methods.add(method)
+            counter = self._counted.get(key) or self._metrics.decisions.labels(*key)
             self._counted[key] = counter
         counter.inc()
         self._decision.observe(latency_ns / 1e9)

@@ -147,3 +147,23 @@ async def test_metrics_answer_while_the_processor_is_refused(gateway: Gateway) -
     async with gateway.session.get(f"{gateway.url}/metrics") as response:
         found = samples(await response.text())
     assert value(found, "pyjit_jit_rejected_total", status="401") == 1
+
+
+def test_made_up_methods_share_one_label_past_the_processors_own() -> None:
+    registry = metrics.Metrics()
+    recorder = registry.decision_metrics()
+    real = ["pgfs.authorization", "pgfs.authorization.reversal"]
+    made_up = [f"pgfs.zz{index}" for index in range(200)]
+
+    for method in [*real, *made_up, *real]:
+        recorder.decided(method, "declined", "TRANSACTION_NOT_PERMITTED", 1_000)
+
+    counted = {
+        sample.labels["method"]: sample.value
+        for sample in samples(registry.exposition().decode())
+        if sample.name == "pyjit_jit_decisions_total"
+    }
+    assert len(counted) == metrics.METHOD_LABELS_MAX + 1
+    assert counted["pgfs.authorization"] == 2 and counted["pgfs.authorization.reversal"] == 2
+    assert counted[metrics.METHOD_OTHER] == 200 - (metrics.METHOD_LABELS_MAX - 2)
+    assert sum(counted.values()) == 204
