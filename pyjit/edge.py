@@ -15,7 +15,7 @@ from pyjit import metrics as metrics_module
 from pyjit._engine import MessageError, ProgramError, TokenConflict
 from pyjit.clock import Clock
 from pyjit.config import Config
-from pyjit.decider import Decider, NotDurable
+from pyjit.decider import PROGRAM_BODY_MAX, Decider, NotDurable, ProgramTooLarge
 from pyjit.fields import mistyped_field
 from pyjit.metrics import Metrics
 from pyjit.recovery import RecoveryReport
@@ -118,7 +118,7 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         if decider is None:
             rejected.labels("503").inc()
             return json_response(503, {"error": "recovering, not ready to decide"})
-        body = await _read_at_most(request, JIT_BODY_MAX)
+        body = await read_at_most(request, JIT_BODY_MAX)
         if body is None:
             return _bad_input(b"", "body", f"body over {JIT_BODY_MAX} bytes", 400, rejected)
         recorder.parsed(clock.monotonic_ns() - received_ns)
@@ -139,7 +139,7 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
     return jit
 
 
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+async def read_at_most(request: web.Request, limit: int) -> bytes | None:
     """The body, or None as soon as it is known to be longer than `limit`: a chunked body
     declares no length, and must not be buffered up to the admin endpoints' limit."""
     length = request.content_length
@@ -240,9 +240,13 @@ async def _projector_check(state: ServerState) -> dict[str, object]:
 
 
 async def _load_program(request: web.Request, state: ServerState, decider: Decider) -> web.Response:
-    body = await request.read()
+    body = await read_at_most(request, PROGRAM_BODY_MAX)
     try:
+        if body is None:
+            raise ProgramTooLarge(f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes")
         entries = await decider.load_program(body, PROGRAM_COMMIT_TIMEOUT_S)
+    except ProgramTooLarge as error:
+        return json_response(413, {"error": str(error), "limit_bytes": PROGRAM_BODY_MAX})
     except ProgramError as error:
         problems = [{"path": path, "message": message} for path, message in error.problems]
         log.warning("program rejected with %d problems", len(problems))

@@ -11,7 +11,7 @@ import grpc
 import orjson
 
 from pyjit._engine import ProgramError
-from pyjit.decider import Decider, NotDurable
+from pyjit.decider import Decider, NotDurable, ProgramTooLarge
 from pyjit.rpc import money
 from pyjit.rpc.errors import RpcRefusal, invalid, not_found
 from pyjit.v1 import controls_pb2
@@ -44,6 +44,10 @@ async def load(decider: Decider, document: dict[str, Any] | bytes, field_prefix:
         ) from error
     except NotDurable as error:
         raise RpcRefusal(grpc.StatusCode.UNAVAILABLE, "NOT_DURABLE", str(error)) from error
+    except ProgramTooLarge as error:
+        raise RpcRefusal(
+            grpc.StatusCode.INVALID_ARGUMENT, "PROGRAM_TOO_LARGE", str(error), "document"
+        ) from error
 
 
 def card_of(decider: Decider, token: str) -> dict[str, Any]:
