@@ -19,6 +19,7 @@ from portal.money import AmountError, decimal_text, parse_amount
 from portal.passwords import verify_password
 from portal.roles import HOLDER_ROLES, SECOND_FACTOR_REQUIRED, Role, Viewer
 from portal.web import PORTAL, Portal, client_address
+from pyjit.edge import read_at_most
 
 ALGORITHM = "HS256"
 REFRESH_LENGTH = 48
@@ -35,8 +36,9 @@ def _json(status: int, payload: object) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any] | None:
-    raw = await request.content.read(BODY_MAX + 1)
-    if len(raw) > BODY_MAX:
+    # content.read(n) returns the first chunk that arrives, not n bytes: read to the end.
+    raw = await read_at_most(request, BODY_MAX)
+    if raw is None:
         return None
     try:
         parsed = orjson.loads(raw)

@@ -100,6 +100,22 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_64_kb(gateway: Gateway) 
     assert await gateway.journal_count() == before
 
 
+async def test_a_body_in_many_small_chunks_is_read_whole(gateway: Gateway) -> None:
+    await loaded(gateway)
+    body = jit_body("chunks-1", amount="10.00")
+
+    async def trickle() -> Any:
+        for start in range(0, len(body), 64):
+            yield body[start : start + 64]
+            await asyncio.sleep(0.001)
+
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    async with gateway.session.post(f"{gateway.url}/jit", data=trickle(), headers=headers) as sent:
+        status, answer = sent.status, await sent.read()
+
+    assert (status, await gateway.jit(body)) == (200, (200, answer))
+
+
 async def test_token_named_in_rejection_log(
     gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:

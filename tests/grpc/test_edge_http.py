@@ -3,6 +3,9 @@ field named, whether the edge finds the fault itself (no JSON, no holder) or the
 behind it does (an amount with too many decimals, a reused token, a bad program). The
 decider here requires a gRPC token, which the edge presents and a bare caller lacks."""
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import aiohttp
 import grpc
 import orjson
@@ -66,6 +69,17 @@ async def test_bad_input_is_refused_with_the_field_named(edge: Served) -> None:
             assert (answer[0], orjson.loads(answer[1])["field"]) == (status, field)
 
         assert (await post_jit(session, edge.http_url, jit_body("a3", "2.00")))[0] == 200
+        # A body that arrives in small chunks is read whole, not cut at its first chunk.
+        whole = jit_body("a4", "2.00")
+
+        async def trickle() -> AsyncIterator[bytes]:
+            for start in range(0, len(whole), 64):
+                yield whole[start : start + 64]
+                await asyncio.sleep(0.001)
+
+        headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+        async with session.post(f"{edge.http_url}/jit", data=trickle(), headers=headers) as sent:
+            assert sent.status == 200, await sent.read()
         reused = await post_jit(session, edge.http_url, jit_body("a3", "3.00"))
         assert reused[0] == 409
 
