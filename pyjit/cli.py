@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import math
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -225,6 +226,7 @@ def _replay(args: argparse.Namespace) -> int:
     config, url = _client_settings(args.url)
     console = Console()
     try:
+        _check_outputs(args)
         source = args.file.read_bytes()
         transactions = read_transactions(args.file)
         profile = load_profile(args.profile)
@@ -232,6 +234,13 @@ def _replay(args: argparse.Namespace) -> int:
         console.print(f"[red]{error}[/red]")
         return 1
     return run_replay(args, config, url, source, transactions, profile, console)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse before sending anything an output file that could not be written after."""
+    for option, path in (("--json", args.json), ("--answers", args.answers)):
+        if path is not None and not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+            raise OSError(f"{option} {path}: {path.parent} is not a writable directory")
 
 
 def run_replay(

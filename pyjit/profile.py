@@ -49,8 +49,13 @@ class Profile:
         return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)
 
 
+AMOUNTS = ("opening_balance", "transaction_limit", "daily_limit", "monthly_limit")
+COUNTS = {"hold_expiration_days": 1, "clearing_lag": 0}
+
+
 def load_profile(path: Path | None) -> Profile:
-    """The built-in profile, overridden by the keys of a JSON profile file."""
+    """The built-in profile, overridden by the keys of a JSON profile file; every bad key is
+    named at once."""
     if path is None:
         return Profile()
     try:
@@ -60,20 +65,61 @@ def load_profile(path: Path | None) -> Profile:
     if not isinstance(raw, dict):
         raise ProfileError(f"profile {path} must be a JSON object")
     known = {item.name for item in fields(Profile)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ProfileError(f"profile {path}: unknown keys {', '.join(unknown)}")
+    problems = [f"unknown key {key!r}" for key in sorted(set(raw) - known)]
+    problems += [problem for key, value in raw.items() for problem in _problems(key, value)]
+    if problems:
+        raise ProfileError(f"profile {path}: " + "; ".join(problems))
+    if "mix" in raw:
+        raw["mix"] = Mix(**raw["mix"])
+    if "blocked_mccs" in raw:
+        raw["blocked_mccs"] = tuple(str(mcc).zfill(4) for mcc in raw["blocked_mccs"])
+    return Profile(**raw)
+
+
+def _problems(key: str, value: Any) -> list[str]:
+    if key in AMOUNTS:
+        return [] if _is_amount(value) else [f'{key} must be an amount like "25.00"']
+    if key in COUNTS:
+        low = COUNTS[key]
+        good = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        return [] if good else [f"{key} must be a whole number of at least {low}"]
+    if key == "currency":
+        good = isinstance(value, str) and len(value) == 3 and value.isascii() and value.isupper()
+        return [] if good else ['currency must be an ISO 4217 code like "USD"']
+    if key == "blocked_mccs":
+        good = isinstance(value, list) and all(_is_mcc(mcc) for mcc in value)
+        return [] if good else ["blocked_mccs must be a list of four-digit MCCs"]
+    if key == "mix":
+        return _mix_problems(value)
+    return []
+
+
+def _is_amount(value: Any) -> bool:
+    """Decimal text (or a whole number) of at most two decimals, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
     try:
-        if "mix" in raw:
-            raw["mix"] = Mix(**raw["mix"])
-        if "blocked_mccs" in raw:
-            raw["blocked_mccs"] = tuple(str(mcc).zfill(4) for mcc in raw["blocked_mccs"])
-        profile = Profile(**raw)
-        for name in ("opening_balance", "transaction_limit", "daily_limit", "monthly_limit"):
-            Decimal(getattr(profile, name))
-    except (TypeError, InvalidOperation) as error:
-        raise ProfileError(f"profile {path}: {error}") from error
-    return profile
+        amount = Decimal(value)
+    except InvalidOperation:
+        return False
+    return amount.is_finite() and amount >= 0 and amount == amount.quantize(Decimal("0.01"))
+
+
+def _is_mcc(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 <= value <= 9999
+    return isinstance(value, str) and len(value) == 4 and value.isdigit()
+
+
+def _mix_problems(value: Any) -> list[str]:
+    names = {item.name for item in fields(Mix)}
+    if not isinstance(value, dict) or not set(value) <= names:
+        return [f"mix must be an object with weights for {', '.join(sorted(names))}"]
+    weights = {**{name: getattr(Mix(), name) for name in names}, **value}
+    whole = all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights.values())
+    if not whole or sum(weights.values()) == 0:
+        return ["mix weights must be whole numbers of at least 0, not all 0"]
+    return []
 
 
 def run_prefix(source: bytes, seed: int, profile: Profile) -> str:

@@ -64,3 +64,18 @@ async def test_a_missing_database_is_named_without_a_traceback(database_url: str
     assert "pyjit migrate: cannot use the database" in err
     assert "does not exist" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--json", "--answers"])
+def test_replay_refuses_an_output_it_could_not_write_before_sending(
+    option: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYJIT_GATEWAY_USERNAME", "processor")
+    monkeypatch.setenv("PYJIT_GATEWAY_PASSWORD", "Test-Secret-Password-123!")
+    # Port 9 on loopback answers nothing: reaching the network would be another error.
+    arguments = ["replay", "no-such-file.csv", "--url", "http://127.0.0.1:9"]
+
+    code = main([*arguments, option, "/no/such/directory/report.json"])
+
+    assert code == 1
+    assert f"{option} /no/such/directory/report.json" in capsys.readouterr().out

@@ -108,8 +108,29 @@ def test_profile_file_overrides(tmp_path: Path) -> None:
     )
     profile = load_profile(path)
     assert profile.opening_balance == "50.00" and profile.mix.partial == 0
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key 'opening'"):
         load_profile(write(tmp_path, "bad.json", '{"opening": 1}'))
+
+
+def test_every_bad_profile_value_is_named_at_once(tmp_path: Path) -> None:
+    bad = {
+        "mix": {"full": 0, "partial": 0, "tip": 0, "reversed": 0},
+        "opening_balance": "abc",
+        "daily_limit": None,
+        "monthly_limit": "-5",
+        "transaction_limit": "1.001",
+        "clearing_lag": -1,
+        "hold_expiration_days": "x",
+        "currency": "usd",
+        "blocked_mccs": ["79x5"],
+    }
+
+    with pytest.raises(ValueError) as raised:
+        load_profile(write(tmp_path, "bad.json", orjson.dumps(bad).decode()))
+
+    message = str(raised.value)
+    for key in bad:
+        assert f"{key} must" in message or f"{key} weights must" in message, (key, message)
 
 
 def test_synthetic_sample_needs_no_file() -> None:
