@@ -185,6 +185,9 @@ def check_username(username: str) -> list[str]:
     low, high = USERNAME_LENGTH
     if not low <= len(username) <= high:
         return [f"gateway username must be {low}-{high} characters, got {len(username)}"]
+    if ":" in username:
+        # Basic credentials are "username:password": the first colon ends the username.
+        return ["gateway username must not contain ':' (RFC 7617)"]
     return []
 
 

@@ -16,7 +16,7 @@ from pyjit._engine import MessageError, ProgramError, TokenConflict
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.decider import PROGRAM_BODY_MAX, Decider, NotDurable, ProgramTooLarge
-from pyjit.fields import mistyped_field
+from pyjit.fields import refusal_of
 from pyjit.metrics import Metrics
 from pyjit.recovery import RecoveryReport
 from pyjit.snapshots import store as store_snapshot
@@ -128,10 +128,8 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         except TokenConflict as error:
             return _bad_input(body, error.field, str(error), 409, rejected)
         except MessageError as error:
-            field_path = error.field
-            if field_path == "$":
-                field_path = mistyped_field(body) or field_path
-            return _bad_input(body, field_path, str(error), 400, rejected)
+            field_path, message = refusal_of(error, body)
+            return _bad_input(body, field_path, message, 400, rejected)
 
         # The decider counted and logged the decision.
         return web.Response(status=answer.status, body=answer.body, content_type=JSON)

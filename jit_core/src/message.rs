@@ -261,7 +261,7 @@ fn required<'a>(
         Some(text) if !text.is_empty() && text.len() <= 64 => Ok(text),
         Some(_) => Err(EngineError::message(
             &format!("{prefix}.jit_funding.{name}"),
-            format!("{name} must be 1 to 64 characters"),
+            format!("{name} must be 1 to 64 bytes"),
         )),
         None => Err(EngineError::message(
             &format!("{prefix}.jit_funding.{name}"),

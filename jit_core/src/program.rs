@@ -39,7 +39,11 @@ struct Reader {
 
 impl Reader {
     fn problem(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push((path.to_owned(), message.into()));
+        let problem = (path.to_owned(), message.into());
+        // A field read twice (a token by the collection and by the object) is one problem.
+        if !self.problems.contains(&problem) {
+            self.problems.push(problem);
+        }
     }
 
     fn text(&mut self, object: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
@@ -342,6 +346,13 @@ impl Engine {
             reader.problem(&format!("{path}.parent_token"), "unknown parent");
             return None;
         }
+        if parent.is_some_and(|parent| self.descends_from(parent, &token)) {
+            reader.problem(
+                &format!("{path}.parent_token"),
+                "would make the holder its own ancestor",
+            );
+            return None;
+        }
         if uses_parent_account && parent.is_none() {
             reader.problem(
                 &format!("{path}.uses_parent_account"),
@@ -381,6 +392,23 @@ impl Engine {
             }));
         }
         Some(effects)
+    }
+
+    /// Whether `token` is `holder` or one of its parents.
+    fn descends_from(&self, holder: &Holder, token: &str) -> bool {
+        let mut current = Some(holder);
+        // A chain is never longer than the holders there are; the bound is for the loop.
+        for _ in 0..=self.state.holders.len() {
+            let Some(holder) = current else { return false };
+            if holder.token == token {
+                return true;
+            }
+            current = holder
+                .parent_token
+                .as_deref()
+                .and_then(|parent| self.state.holders.get(parent));
+        }
+        true
     }
 
     fn read_card(

@@ -869,3 +869,35 @@ fn re_running_a_file_keeps_what_transitions_did() {
     assert_eq!(on_a.decline_reason.as_deref(), Some("CARD_NOT_ACTIVE"));
     assert_eq!(on_b.decline_reason.as_deref(), Some("CLOSED_ACCOUNT"));
 }
+
+#[test]
+fn a_holder_cannot_become_its_own_ancestor_and_each_problem_is_told_once() {
+    let mut engine = engine_with("100.00", "");
+    let own = engine
+        .load(
+            br#"{"users": [{"token": "alice", "parent_token": "alice"}]}"#,
+            NOW_MS,
+        )
+        .expect_err("alice under alice");
+    engine
+        .load(
+            br#"{"users": [{"token": "w2"}, {"token": "w1", "parent_token": "w2"}]}"#,
+            NOW_MS,
+        )
+        .expect("a chain loads");
+    let cycle = engine
+        .load(
+            br#"{"users": [{"token": "w2", "parent_token": "w1"}]}"#,
+            NOW_MS,
+        )
+        .expect_err("w2 under w1 under w2");
+    let missing = engine
+        .load(br#"{"users": [{"first_name": "No token"}]}"#, NOW_MS)
+        .expect_err("no token");
+
+    assert_eq!(own.problems[0].0, "users[0].parent_token");
+    assert_eq!(cycle.problems[0].0, "users[0].parent_token");
+    assert!(cycle.problems[0].1.contains("ancestor"), "{cycle:?}");
+    assert_eq!(missing.problems.len(), 1, "{missing:?}");
+    assert_eq!(engine.state().holders["w2"].parent_token, None);
+}

@@ -9,7 +9,7 @@ import grpc
 from pyjit import logs
 from pyjit._engine import MessageError, TokenConflict
 from pyjit.decider import Answer, Decider
-from pyjit.fields import mistyped_field
+from pyjit.fields import refusal_of
 from pyjit.rpc.convert import currency_of, decision_of, request_body
 from pyjit.rpc.errors import RpcRefusal, abort, invalid, unavailable
 from pyjit.standin import ApplyResult, apply_standin
@@ -120,7 +120,13 @@ class JitService(jit_pb2_grpc.JitServicer):
                     decider, request.raw, request.approved, STANDIN_COMMIT_TIMEOUT_S
                 )
             except (MessageError, TokenConflict) as error:
-                raise invalid(f"raw.{error.field}", str(error)) from error
+                field, message = refusal_of(error, request.raw)
+                raise RpcRefusal(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "INVALID_FIELD",
+                    f"raw.{message}",
+                    f"raw.{field}",
+                ) from error
         except RpcRefusal as refusal:
             await abort(context, refusal)
             raise
@@ -145,7 +151,7 @@ async def decide_or_refuse(decider: Decider, body: bytes, received_ns: int) -> A
             grpc.StatusCode.ALREADY_EXISTS, "TOKEN_CONFLICT", str(error), error.field
         ) from error
     except MessageError as error:
-        field = error.field
-        if field == "$":
-            field = mistyped_field(body) or field
-        raise invalid(field, str(error)) from error
+        field, message = refusal_of(error, body)
+        raise RpcRefusal(
+            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", message, field
+        ) from error

@@ -145,3 +145,8 @@ def test_grpc_beyond_loopback_needs_a_token(address: str) -> None:
 @pytest.mark.parametrize("address", ["127.0.0.1:50051", "[::1]:50051", "localhost:0"])
 def test_grpc_on_loopback_needs_no_token(address: str) -> None:
     assert load_config(environ={**GOOD, "PYJIT_GRPC_ADDR": address}).grpc_token == ""
+
+
+def test_a_username_with_a_colon_is_refused() -> None:
+    assert check_username("proc:essor") == ["gateway username must not contain ':' (RFC 7617)"]
+    assert check_username("processor") == []

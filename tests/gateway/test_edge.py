@@ -62,7 +62,9 @@ async def test_bad_input_is_400_naming_the_field(
     assert status == 400
     payload = orjson.loads(answer)
     assert payload["field"].startswith(field), payload
-    assert payload["error"]
+    # The message is about the field the answer names, named once.
+    assert payload["error"].startswith(payload["field"] + ": "), payload
+    assert payload["error"].count(payload["field"] + ":") == 1, payload
     assert await gateway.journal_count() == before
     assert any(line["field"] == payload["field"] for line in rejected_records(caplog))
 

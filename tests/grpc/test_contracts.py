@@ -240,6 +240,8 @@ async def test_malformed_requests_name_the_field(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     detail = detail_of(error)
     assert detail.field == field and detail.reason == "INVALID_FIELD"
+    # The field is named once, at the head of the message.
+    assert detail.message.startswith(f"{field}: ") and detail.message.count(field) == 1, detail
 
 
 async def test_bad_program_names_the_field(channel: grpc.aio.Channel) -> None:
