@@ -46,7 +46,7 @@ def run_demo(rows: int, seed: int) -> int:
             )
             return 1
         code = _replay_sample(config, rows, seed, console)
-        _explain(console, config.base_url)
+        _explain(console)
         return code
     finally:
         server.send_signal(signal.SIGTERM)
@@ -79,12 +79,13 @@ def _replay_sample(config: Config, rows: int, seed: int, console: Console) -> in
     return run_replay(args, config, config.base_url, source, transactions, Profile(), console)
 
 
-def _explain(console: Console, url: str) -> None:
-    # soft_wrap: a command cut in two by the terminal's width cannot be pasted back.
+def _explain(console: Console) -> None:
+    # soft_wrap: a command cut in two by the terminal's width cannot be pasted back. No
+    # --url: the demo's gateway is gone, and replay finds `serve` by the same variables.
     console.print(
         "\nTo replay a real file, start `pyjit serve` with PYJIT_GATEWAY_USERNAME and "
-        "PYJIT_GATEWAY_PASSWORD set (see README.md), then, with the same two variables:\n"
-        f"  .venv/bin/pyjit replay {REAL_FILE} --url {url} [--rate 1000]",
+        "PYJIT_GATEWAY_PASSWORD set (see README.md), then, with the same variables:\n"
+        f"  .venv/bin/pyjit replay {REAL_FILE} [--rate 1000]",
         soft_wrap=True,
     )
 

@@ -216,6 +216,7 @@ async def _recovery_check(state: ServerState) -> dict[str, object]:
         "entries_applied": recovery.entries_applied if recovery else None,
         "entries_per_second": round(recovery.entries_per_second) if recovery else None,
         "seconds": round(recovery.seconds, 3) if recovery else None,
+        "snapshot_seconds": round(recovery.snapshot_seconds, 3) if recovery else None,
     }
 
 

@@ -267,6 +267,7 @@ async def _send_with_progress(
     clock: Clock,
     console: Console,
 ) -> ReplayResults:
+    # At most: a follow-up goes out only if its authorization is approved.
     total = len(messages) + sum(message.follow_up is not None for message in messages)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=not options.show_progress) as progress:
@@ -281,7 +282,7 @@ async def _send_with_progress(
             on_sent=lambda n: progress.advance(task, n),
         )
         results = await sender.run(messages)
-        progress.update(task, completed=total)
+        progress.update(task, completed=results.sent, total=results.sent)
     return results
 
 
