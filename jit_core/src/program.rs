@@ -394,6 +394,19 @@ impl Engine {
         Some(effects)
     }
 
+    /// Amounts are in the program currency: an object that names another is refused, not
+    /// read as if it were in this one.
+    fn check_currency(&self, object: &Map<String, Value>, path: &str, reader: &mut Reader) {
+        if let Some(currency) = reader.text(object, path, "currency_code") {
+            if currency != self.state.program.currency {
+                reader.problem(
+                    &format!("{path}.currency_code"),
+                    format!("{currency} is not the program currency"),
+                );
+            }
+        }
+    }
+
     /// Whether `token` is `holder` or one of its parents.
     fn descends_from(&self, holder: &Holder, token: &str) -> bool {
         let mut current = Some(holder);
@@ -563,6 +576,7 @@ impl Engine {
             &format!("{path}.amount_limit"),
             self.exponent,
         );
+        self.check_currency(object, path, reader);
         let window = match reader.text(object, path, "velocity_window").as_deref() {
             Some("TRANSACTION") => Window::Transaction,
             Some("DAY") => Window::Day,
@@ -669,14 +683,7 @@ impl Engine {
             reader.problem(&format!("{path}.user_token"), "unknown user or business");
             return None;
         };
-        if let Some(currency) = reader.text(object, path, "currency_code") {
-            if currency != self.state.program.currency {
-                reader.problem(
-                    &format!("{path}.currency_code"),
-                    "is not the program currency",
-                );
-            }
-        }
+        self.check_currency(object, path, reader);
         let amount_field = format!("{path}.amount");
         let Some(amount) = reader.amount(object.get("amount"), &amount_field, self.exponent) else {
             if matches!(object.get("amount"), None | Some(Value::Null)) {
@@ -864,6 +871,16 @@ fn read_mcc_group(
         let range = code.as_str().and_then(parse_mcc_range);
         match range {
             Some(range) => ranges.push(range),
+            None if code
+                .as_str()
+                .and_then(|text| parse_mcc_range(&reversed(text)))
+                .is_some() =>
+            {
+                reader.problem(
+                    &format!("{path}.mccs[{index}]"),
+                    "range ends before it starts",
+                );
+            }
             None => reader.problem(
                 &format!("{path}.mccs[{index}]"),
                 "must be \"NNNN\" or \"NNNN-NNNN\"",
@@ -882,6 +899,14 @@ fn read_mcc_group(
         ranges,
         hold_expiration_days: days,
     })
+}
+
+/// "HIGH-LOW" as "LOW-HIGH", to tell a reversed range from a malformed one.
+fn reversed(text: &str) -> String {
+    match text.split_once('-') {
+        Some((low, high)) => format!("{high}-{low}"),
+        None => String::new(),
+    }
 }
 
 fn parse_mcc_range(text: &str) -> Option<(u16, u16)> {

@@ -901,3 +901,34 @@ fn a_holder_cannot_become_its_own_ancestor_and_each_problem_is_told_once() {
     assert_eq!(missing.problems.len(), 1, "{missing:?}");
     assert_eq!(engine.state().holders["w2"].parent_token, None);
 }
+
+#[test]
+fn controls_in_another_currency_and_reversed_mcc_ranges_are_refused_by_name() {
+    let mut engine = engine_with("100.00", "");
+    let refused = engine
+        .load(
+            br#"{"mccgroups": [{"token": "g", "name": "G", "mccs": ["5999-5000", "59x9"]}],
+            "velocitycontrols": [{"token": "v", "amount_limit": "10.00", "currency_code": "EUR",
+                                  "velocity_window": "DAY"}]}"#,
+            NOW_MS,
+        )
+        .expect_err("three problems");
+
+    assert_eq!(
+        refused.problems,
+        vec![
+            (
+                "mccgroups[0].mccs[0]".to_owned(),
+                "range ends before it starts".to_owned()
+            ),
+            (
+                "mccgroups[0].mccs[1]".to_owned(),
+                "must be \"NNNN\" or \"NNNN-NNNN\"".to_owned()
+            ),
+            (
+                "velocitycontrols[0].currency_code".to_owned(),
+                "EUR is not the program currency".to_owned()
+            ),
+        ]
+    );
+}
