@@ -403,7 +403,7 @@ impl Engine {
     }
 
     /// Undoes every effect of the decision for `token` and makes its answer a decline
-    /// (TRANSACTION_NOT_PERMITTED, memo "journal unavailable").
+    /// (TRANSACTION_NOT_PERMITTED, memo "not durable in time").
     pub fn void(&mut self, token: &str, now_ms: i64) -> Result<Outcome, EngineError> {
         let Some(record) = self.state.answers.get(token) else {
             let message = format!("token {} was never decided", crate::error::quoted(token));
@@ -420,7 +420,7 @@ impl Engine {
             body: void_body(&record.answer.body, self.exponent),
             decline_reason: Some("TRANSACTION_NOT_PERMITTED".to_owned()),
             rule_id: Some("journal".to_owned()),
-            rule_name: Some("journal unavailable".to_owned()),
+            rule_name: Some("not durable in time".to_owned()),
             voided: true,
             ..Answer::clone(&record.answer)
         };
@@ -741,7 +741,7 @@ fn void_body(original: &str, exponent: u8) -> String {
         amount_minor: amount.map_or(0, |money| money.minor()),
         exponent,
         original_token: echo.original_jit_funding_token.as_deref(),
-        memo: Some("journal unavailable"),
+        memo: Some("not durable in time"),
         decline_reason: Some("TRANSACTION_NOT_PERMITTED"),
         balances: None,
     })

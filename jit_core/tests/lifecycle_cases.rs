@@ -333,7 +333,7 @@ fn void_undoes_the_hold_and_replays_as_a_decline() {
         voided.decline_reason.as_deref(),
         Some("TRANSACTION_NOT_PERMITTED")
     );
-    assert!(voided.body.contains("journal unavailable"));
+    assert!(voided.body.contains("not durable in time"));
     assert_eq!(available(&engine), 10000);
     let again = decide(
         &mut engine,
