@@ -279,6 +279,10 @@ def run_replay(
         return 1
     report["file"] = str(getattr(args, "file", "built-in sample"))
     render(report, console)
+    if report["stopped"]:
+        console.print(
+            f"[red]replay stopped: the gateway at {url} went away: {report['stopped']}[/red]"
+        )
     if args.json:
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if args.answers:

@@ -75,7 +75,12 @@ GIVE_UP_AFTER_FAILURES = 200
 
 
 class GatewayGone(OSError):
-    """The gateway stopped answering in the middle of a replay."""
+    """The gateway stopped answering in the middle of a replay; `results` holds what was
+    answered before, which is still worth writing out."""
+
+    def __init__(self, message: str, results: "ReplayResults") -> None:
+        super().__init__(message)
+        self.results = results
 
 
 class Sender:
@@ -112,9 +117,11 @@ class Sender:
         while True:
             if self._failing >= GIVE_UP_AFTER_FAILURES:
                 await _cancel(tasks)
+                self.results.seconds = (self._clock.monotonic_ns() - started_ns) / 1e9
                 raise GatewayGone(
                     f"{self._failing} messages in a row got no answer "
-                    f"({self.results.sent} answered before)"
+                    f"({self.results.sent} answered before)",
+                    self.results,
                 )
             message = self._next(source, exhausted)
             if message is None and not exhausted:
@@ -243,8 +250,13 @@ async def replay_transactions(
             options.url, options.credentials, options.admin_credentials, options.concurrency
         ) as client:
             await client.load_program(orjson.dumps(program))
-            results = await _send_with_progress(client, messages, options, clock, console)
-            server = await _fetch_reconciliation(client, prefix)
+            stopped = None
+            try:
+                results = await _send_with_progress(client, messages, options, clock, console)
+            except GatewayGone as gone:
+                # The answers received so far are the record of what the gateway promised.
+                results, stopped = gone.results, str(gone)
+            server = None if stopped else await _fetch_reconciliation(client, prefix)
     finally:
         gc.unfreeze()
 
@@ -256,6 +268,7 @@ async def replay_transactions(
         "rate": options.rate,
         "concurrency": options.concurrency,
         "transactions": len(transactions),
+        "stopped": stopped,
     }
     return build_report(results, reconciliation, extra), results
 

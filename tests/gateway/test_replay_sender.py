@@ -33,9 +33,11 @@ async def test_a_gateway_that_went_away_stops_the_replay() -> None:
             clearing_lag=0,
             on_sent=sent.append,
         )
-        with pytest.raises(GatewayGone, match="in a row got no answer"):
+        with pytest.raises(GatewayGone, match="in a row got no answer") as gone:
             await sender.run(messages)
 
     failures = sum(sender.results.transport_errors.values())
     assert GIVE_UP_AFTER_FAILURES <= failures < GIVE_UP_AFTER_FAILURES + 16
     assert len(sent) < len(messages) // 10
+    # What was answered before travels with the error, for the answers file and the report.
+    assert gone.value.results is sender.results and sender.results.seconds > 0
