@@ -25,6 +25,7 @@ from pyjit.clock import Clock
 from pyjit.gateway_client import GatewayClient, GatewayError
 from pyjit.messages import AUTHORIZATION, CLEARING, REFUND, REVERSAL, Message, plan
 from pyjit.profile import Profile, build_program, opening_minor, run_prefix
+from pyjit.program import parts_of
 from pyjit.report import build as build_report
 from pyjit.report import reconcile_expectations
 from pyjit.transactions import CardTransaction
@@ -249,7 +250,9 @@ async def replay_transactions(
         async with GatewayClient(
             options.url, options.credentials, options.admin_credentials, options.concurrency
         ) as client:
-            await client.load_program(orjson.dumps(program))
+            # A file with many cards makes a program over one load: it goes in parts.
+            for part in parts_of(orjson.dumps(program)):
+                await client.load_program(part.body)
             stopped = None
             try:
                 results = await _send_with_progress(client, messages, options, clock, console)

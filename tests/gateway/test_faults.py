@@ -52,14 +52,15 @@ def free_port() -> int:
         return port
 
 
-def write_sample(path: Path, rows: int) -> None:
-    """A file in the multicard format: 40 holders, 80 cards, one day apart per 100 rows."""
+def write_sample(path: Path, rows: int, holders: int = 40, cards: int = 80) -> None:
+    """A file in the multicard format: `holders` holders with `cards` cards (by default 40
+    and 80), one day apart per 100 rows."""
     lines = [HEADER]
     for n in range(rows):
         amount = f"{(n * 37) % 9000 / 100 + 1:.2f}" if n % 25 else f"-{(n % 7) + 1}.50"
         day = 40179 + n / 100
         lines.append(
-            f"{n},{day:.5f},{n % 40},{n % 80},{amount},Chip Transaction,"
+            f"{n},{day:.5f},{n % holders},{n % cards},{amount},Chip Transaction,"
             f"{n % 300},Austin,TX,73301,{('5411', '5812', '7995')[n % 3]}"
         )
     path.write_text("\n".join(lines) + "\n")
@@ -300,3 +301,24 @@ async def test_declines_given_while_postgres_was_down_survive_a_restart(
     assert (account["posted_minor"], account["held_minor"]) == (100_000, 0)
     assert voids >= 1 + 5
     assert not list((tmp_path / "spill").glob("*.jsonl"))
+
+
+async def test_a_replay_whose_program_is_over_one_load_sends_it_in_parts(
+    database_url: str, tmp_path: Path
+) -> None:
+    sample = tmp_path / "many-cards.csv"
+    # 4,000 holders with a card each make a program of about 1.25 MB, over the 1 MiB a load
+    # takes.
+    write_sample(sample, 4_000, holders=4_000, cards=4_000)
+    env = server_env(database_url, free_port(), tmp_path)
+    server = start_server(env, tmp_path / "server.log")
+    try:
+        replayed = replay(env, sample, tmp_path / "a.jsonl", tmp_path / "r.json")
+        assert await asyncio.to_thread(replayed.wait, 300) == 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+    report = orjson.loads((tmp_path / "r.json").read_bytes())
+    assert report["reconciliation"]["ok"] and report["reconciliation"]["accounts"] == 4_000
+    assert report["errors"] == 0
