@@ -16,6 +16,7 @@ thread calling in while one call runs gets a `RuntimeError` from PyO3's borrow c
 from typing import final
 
 __all__ = [
+    "PROGRAM_COLLECTIONS",
     "Account",
     "Engine",
     "EngineError",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 __version__: str
+
+PROGRAM_COLLECTIONS: list[str]
+"""The collections of a program file in the order the engine applies them."""
 
 class EngineError(ValueError):
     """Input the engine refuses; the engine's state is unchanged."""

@@ -19,24 +19,12 @@ import aiohttp
 import orjson
 from rich.console import Console
 
+from pyjit._engine import PROGRAM_COLLECTIONS
 from pyjit.decider import PROGRAM_BODY_MAX
 from pyjit.gateway_client import GatewayClient, GatewayError
 
-# docs/program-file.md: the order the engine applies collections in, whatever the file's.
-COLLECTIONS = (
-    "businesses",
-    "users",
-    "mccgroups",
-    "cardproducts",
-    "cards",
-    "velocitycontrols",
-    "authcontrols",
-    "authcontrolexemptmids",
-    "gpaorders",
-    "businesstransitions",
-    "usertransitions",
-    "cardtransitions",
-)
+# The order the engine applies collections in, whatever the file's.
+COLLECTIONS = tuple(PROGRAM_COLLECTIONS)
 # Room for the braces and keys around a part's objects.
 PART_MARGIN = 4096
 _INDEXED = re.compile(r"^(?P<collection>[a-z]+)\[(?P<index>\d+)\]")

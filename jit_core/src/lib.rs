@@ -27,3 +27,4 @@ pub use engine::{Engine, Outcome};
 pub use error::{EngineError, ErrorKind};
 pub use journal::Entry;
 pub use money::Money;
+pub use program::ORDER as PROGRAM_COLLECTIONS;

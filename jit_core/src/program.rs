@@ -17,7 +17,7 @@ use crate::money::parse_decimal;
 use crate::rollback::Rollback;
 
 /// The collections of a program file, in the order they are applied.
-const ORDER: [&str; 12] = [
+pub const ORDER: [&str; 12] = [
     "businesses",
     "users",
     "mccgroups",

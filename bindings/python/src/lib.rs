@@ -436,6 +436,10 @@ impl PyEngine {
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add(
+        "PROGRAM_COLLECTIONS",
+        jit_core::PROGRAM_COLLECTIONS.to_vec(),
+    )?;
     module.add_class::<PyEngine>()?;
     module.add_class::<PyFrozenEngine>()?;
     module.add_class::<PyOutcome>()?;
