@@ -19,7 +19,7 @@ from portal.money import AmountError, decimal_text, parse_amount
 from portal.passwords import verify_password
 from portal.roles import HOLDER_ROLES, SECOND_FACTOR_REQUIRED, Role, Viewer
 from portal.web import PORTAL, Portal, client_address
-from pyjit.edge import read_at_most
+from pyjit.edge import BodyRefused, read_at_most
 
 ALGORITHM = "HS256"
 REFRESH_LENGTH = 48
@@ -37,7 +37,10 @@ def _json(status: int, payload: object) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any] | None:
     # content.read(n) returns the first chunk that arrives, not n bytes: read to the end.
-    raw = await read_at_most(request, BODY_MAX)
+    try:
+        raw = await read_at_most(request, BODY_MAX)
+    except BodyRefused:
+        return None
     if raw is None:
         return None
     try:

@@ -20,7 +20,14 @@ from pyjit import logs, metrics
 from pyjit.clock import Clock
 from pyjit.config import Config
 from pyjit.decider import PROGRAM_BODY_MAX
-from pyjit.edge import _authorized, _unauthorized, basic_header, json_response, read_at_most
+from pyjit.edge import (
+    BodyRefused,
+    _authorized,
+    _unauthorized,
+    basic_header,
+    json_response,
+    read_at_most,
+)
 from pyjit.routing import NoHolder, Router, holder_of
 from pyjit.rpc.errors import detail_of
 from pyjit.standin import StandInPolicy, parse_exact, record
@@ -96,7 +103,10 @@ def _jit_handler(state: EdgeState, expected: bytes) -> Any:
         if not _authorized(request, expected):
             logs.log_rejected(None, "Authorization", "missing or wrong Basic credentials", 401)
             return _unauthorized()
-        body = await read_at_most(request, JIT_BODY_MAX)
+        try:
+            body = await read_at_most(request, JIT_BODY_MAX)
+        except BodyRefused as refused:
+            return _refused(None, "body", str(refused), refused.status)
         if body is None:
             return _refused(None, "body", f"body over {JIT_BODY_MAX} bytes", 400)
         try:
@@ -149,7 +159,10 @@ def _program_handler(state: EdgeState, expected: bytes) -> Any:
     async def load(request: web.Request) -> web.Response:
         if not _authorized(request, expected):
             return _unauthorized()
-        document = await read_at_most(request, PROGRAM_BODY_MAX)
+        try:
+            document = await read_at_most(request, PROGRAM_BODY_MAX)
+        except BodyRefused as refused:
+            return json_response(refused.status, {"error": str(refused)})
         if document is None:
             message = f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes at a time"
             return json_response(413, {"error": message, "limit_bytes": PROGRAM_BODY_MAX})

@@ -7,12 +7,14 @@ with money for 50 approve exactly 50; every decision logs one line without card 
 of each bad field."""
 
 import asyncio
+import gzip
 import logging
 from typing import Any
 
 import orjson
 import pytest
 
+from pyjit import edge
 from tests.gateway.conftest import AUTH, Gateway, jit_body, program
 
 
@@ -100,6 +102,48 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_64_kb(gateway: Gateway) 
     # The answer came long before the client could send everything.
     assert sent < 8 * 1024 * 1024, sent
     assert await gateway.journal_count() == before
+
+
+async def test_a_compressed_body_is_refused_before_it_is_inflated(gateway: Gateway) -> None:
+    before = await loaded(gateway)
+    # 10 MB of spaces in about 10 KB: measured only after inflating, it would pass 64 KB.
+    bomb = gzip.compress(b" " * 10_000_000)
+    headers = {"Authorization": AUTH, "Content-Encoding": "gzip"}
+
+    async with gateway.session.post(f"{gateway.url}/jit", data=bomb, headers=headers) as sent:
+        status, answer = sent.status, orjson.loads(await sent.read())
+    async with gateway.session.post(
+        f"{gateway.url}/admin/program", data=bomb, headers=headers
+    ) as sent:
+        program_status = sent.status
+
+    assert (status, answer["field"]) == (415, "body"), answer
+    assert "gzip" in answer["error"]
+    assert program_status == 415
+    assert await gateway.journal_count() == before
+
+
+async def test_a_body_that_stops_arriving_is_408(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await loaded(gateway)
+    monkeypatch.setattr(edge, "BODY_READ_TIMEOUT_S", 0.3)
+    release = asyncio.Event()
+
+    async def stalls() -> Any:
+        yield b'{"token": '
+        await release.wait()
+
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    try:
+        async with gateway.session.post(
+            f"{gateway.url}/jit", data=stalls(), headers=headers
+        ) as sent:
+            status, answer = sent.status, orjson.loads(await sent.read())
+    finally:
+        release.set()
+
+    assert (status, answer["field"]) == (408, "body"), answer
 
 
 async def test_a_body_in_many_small_chunks_is_read_whole(gateway: Gateway) -> None:
