@@ -15,7 +15,7 @@ from collections.abc import Callable
 import orjson
 from hdrh.histogram import HdrHistogram
 
-from pyjit._engine import Engine
+from pyjit._engine import PROGRAM_OBJECTS_MAX, Engine
 
 NOW_MS = 1_710_331_200_000
 CARDS = 1000
@@ -166,9 +166,12 @@ def program_edit_pause(engine: Engine, holders: int = 50_000, edits: int = 200) 
     """How long one small program edit (a portal changing one limit) holds the engine once the
     program has `holders` users with a card each, against copying the state, which is the
     least an all-or-nothing load by copy would pay."""
-    users = [{"token": f"edit-user-{i}"} for i in range(holders)]
-    cards = [{"token": f"edit-card-{i}", "user_token": f"edit-user-{i}"} for i in range(holders)]
-    engine.load(json.dumps({"users": users, "cards": cards}).encode(), NOW_MS)
+    step = PROGRAM_OBJECTS_MAX // 2
+    for first in range(0, holders, step):
+        numbers = range(first, min(first + step, holders))
+        users = [{"token": f"edit-user-{i}"} for i in numbers]
+        cards = [{"token": f"edit-card-{i}", "user_token": f"edit-user-{i}"} for i in numbers]
+        engine.load(json.dumps({"users": users, "cards": cards}).encode(), NOW_MS)
     files = [
         json.dumps(
             {

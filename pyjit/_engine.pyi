@@ -17,6 +17,7 @@ from typing import final
 
 __all__ = [
     "PROGRAM_COLLECTIONS",
+    "PROGRAM_OBJECTS_MAX",
     "Account",
     "Engine",
     "EngineError",
@@ -34,6 +35,9 @@ __version__: str
 
 PROGRAM_COLLECTIONS: list[str]
 """The collections of a program file in the order the engine applies them."""
+
+PROGRAM_OBJECTS_MAX: int
+"""The most objects one `Engine.load` applies; a larger file is refused at ``$``."""
 
 class EngineError(ValueError):
     """Input the engine refuses; the engine's state is unchanged."""

@@ -8,7 +8,6 @@ not at all, and a refused part stops the load with the paths of its problems as 
 the file.
 """
 
-import decimal
 import json
 import re
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import aiohttp
 import orjson
 from rich.console import Console
 
-from pyjit._engine import PROGRAM_COLLECTIONS
+from pyjit._engine import PROGRAM_COLLECTIONS, PROGRAM_OBJECTS_MAX
 from pyjit.decider import PROGRAM_BODY_MAX
 from pyjit.gateway_client import GatewayClient, GatewayError
 
@@ -65,13 +64,18 @@ def read_program_file(path: Path) -> bytes:
     return body
 
 
-def parts_of(body: bytes, limit: int = PROGRAM_BODY_MAX - PART_MARGIN) -> list[Part]:
-    """The file as it is when it fits in one load, else as parts of about `limit` bytes."""
-    if len(body) <= limit:
+def parts_of(
+    body: bytes,
+    limit: int = PROGRAM_BODY_MAX - PART_MARGIN,
+    objects_max: int = PROGRAM_OBJECTS_MAX,
+) -> list[Part]:
+    """The file as it is when it fits in one load, else as parts of at most `limit` bytes
+    and `objects_max` objects. Raises `ProgramFileError` for an object no part can hold."""
+    if len(body) <= limit and _objects(orjson.loads(body)) <= objects_max:
         return [Part(body, {})]
-    # Decimals keep the exact text of amounts sent as JSON numbers; they go out as strings,
-    # which the engine reads exactly as it reads the number.
-    document: dict[str, Any] = json.loads(body, parse_float=decimal.Decimal)
+    # A number's own text goes out as a string, which the engine reads exactly as it reads
+    # the number: a float would round it, and a Decimal would rewrite "1.5E+1" as "15".
+    document: dict[str, Any] = json.loads(body, parse_float=_NumberText)
     # The program's settings, unknown keys and non-arrays go first, where the engine refuses
     # what it must before anything is applied.
     first = {
@@ -89,7 +93,12 @@ def parts_of(body: bytes, limit: int = PROGRAM_BODY_MAX - PART_MARGIN) -> list[P
             continue
         for index, item in enumerate(items):
             encoded = len(_encoded(item)) + 1
-            if size + encoded > limit and any(isinstance(v, list) for v in current.values()):
+            if encoded > limit:
+                raise ProgramFileError(
+                    f"{collection}[{index}] is {encoded:,} bytes, more than one load takes"
+                )
+            full = size + encoded > limit or _objects(current) >= objects_max
+            if full and any(isinstance(v, list) for v in current.values()):
                 parts.append(Part(_encoded(current), starts))
                 current, starts, size = {}, {}, 2
             if collection not in current:
@@ -103,14 +112,33 @@ def parts_of(body: bytes, limit: int = PROGRAM_BODY_MAX - PART_MARGIN) -> list[P
     return parts
 
 
+class _NumberText(str):
+    """A JSON number with a fraction or an exponent, as it was written."""
+
+
+def _objects(document: object) -> int:
+    """Objects in a program document's collections, as the engine counts them."""
+    if not isinstance(document, dict):
+        return 0
+    return sum(
+        len(value)
+        for key, value in document.items()
+        if key in COLLECTIONS and isinstance(value, list)
+    )
+
+
 def _encoded(value: object) -> bytes:
-    return orjson.dumps(value, default=str)
+    return orjson.dumps(value)
 
 
 async def load_program(client: GatewayClient, body: bytes, console: Console) -> bool:
     """POST the program, in parts when it is large; print the outcome or every problem;
     True when all of it was applied."""
-    parts = parts_of(body)
+    try:
+        parts = parts_of(body)
+    except ProgramFileError as error:
+        console.print(f"[red]program not loaded: {error}[/red]")
+        return False
     if len(parts) > 1:
         console.print(
             f"program file of {len(body):,} bytes: loading in {len(parts)} parts of at most "

@@ -27,4 +27,4 @@ pub use engine::{Engine, Outcome};
 pub use error::{EngineError, ErrorKind};
 pub use journal::Entry;
 pub use money::Money;
-pub use program::ORDER as PROGRAM_COLLECTIONS;
+pub use program::{LOAD_OBJECTS_MAX as PROGRAM_OBJECTS_MAX, ORDER as PROGRAM_COLLECTIONS};

@@ -16,6 +16,10 @@ use crate::model::{
 use crate::money::parse_decimal;
 use crate::rollback::Rollback;
 
+/// The most objects one load applies. Decisions wait while a file is applied, at some
+/// 10–30 µs an object: 10,000 keep that wait near a quarter of a second.
+pub const LOAD_OBJECTS_MAX: usize = 10_000;
+
 /// The collections of a program file, in the order they are applied.
 pub const ORDER: [&str; 12] = [
     "businesses",
@@ -123,6 +127,18 @@ impl Engine {
                 "must be an object".to_owned(),
             )]));
         };
+
+        let objects: usize = ORDER
+            .iter()
+            .filter_map(|key| file.get(*key).and_then(Value::as_array))
+            .map(Vec::len)
+            .sum();
+        if objects > LOAD_OBJECTS_MAX {
+            return Err(program_error(vec![(
+                "$".to_owned(),
+                format!("{objects} objects; one load takes at most {LOAD_OBJECTS_MAX}"),
+            )]));
+        }
 
         // Applied to the live state as it is read, so that later objects can name earlier
         // ones; a file with any problem is taken back whole.

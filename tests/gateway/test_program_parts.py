@@ -8,11 +8,13 @@ import json
 
 import asyncpg
 import orjson
+import pytest
 from rich.console import Console
 
+from pyjit._engine import Engine, ProgramError
 from pyjit.decider import PROGRAM_BODY_MAX
 from pyjit.gateway_client import GatewayClient
-from pyjit.program import COLLECTIONS, load_program, parts_of
+from pyjit.program import COLLECTIONS, ProgramFileError, load_program, parts_of
 from tests.gateway.conftest import AUTH, PASSWORD, USERNAME, Gateway
 
 EXACT = "12345678901234.57"
@@ -64,6 +66,42 @@ def test_a_large_file_is_cut_in_the_engines_order_and_keeps_amounts_exact() -> N
     second = parts[1]
     collection, start = next(iter(second.starts.items()))
     assert second.in_file(f"{collection}[3].user_token") == f"{collection}[{start + 3}].user_token"
+
+
+def test_many_small_objects_are_cut_by_count_as_well_as_by_size() -> None:
+    # 25,000 users of a few bytes each: under 1 MiB, but each object costs the engine time.
+    body = orjson.dumps({"users": [{"token": f"k{n}"} for n in range(25_000)]})
+    engine = Engine()
+
+    parts = parts_of(body)
+    with pytest.raises(ProgramError) as refused:
+        engine.load(body, 1_710_331_200_000)
+
+    assert len(body) < PROGRAM_BODY_MAX
+    assert [len(orjson.loads(part.body)["users"]) for part in parts] == [10_000, 10_000, 5_000]
+    assert refused.value.problems[0][0] == "$" and engine.last_seq == 0
+
+
+def test_numbers_keep_their_own_text_in_parts() -> None:
+    # Exponent notation is refused in one load; cut into parts it must be refused alike.
+    padding = [{"token": f"pad{n}", "first_name": "x" * 200} for n in range(6_000)]
+    body = orjson.dumps({"users": [{"token": "u"}, *padding]})[:-1] + (
+        b',"gpaorders":[{"token":"g","user_token":"u","amount":1.5E+1}]}'
+    )
+
+    parts = parts_of(body)
+
+    assert len(parts) >= 2
+    assert b'"amount":"1.5E+1"' in parts[-1].body
+
+
+def test_an_object_larger_than_a_load_is_named_before_anything_is_sent() -> None:
+    body = orjson.dumps(
+        {"users": [{"token": "u0"}, {"token": "u1", "first_name": "x" * PROGRAM_BODY_MAX}]}
+    )
+
+    with pytest.raises(ProgramFileError, match=r"users\[1\] is"):
+        parts_of(body)
 
 
 def test_a_small_file_goes_as_it_is() -> None:

@@ -440,6 +440,7 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
         "PROGRAM_COLLECTIONS",
         jit_core::PROGRAM_COLLECTIONS.to_vec(),
     )?;
+    module.add("PROGRAM_OBJECTS_MAX", jit_core::PROGRAM_OBJECTS_MAX)?;
     module.add_class::<PyEngine>()?;
     module.add_class::<PyFrozenEngine>()?;
     module.add_class::<PyOutcome>()?;
