@@ -291,6 +291,8 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
     existing = next((path for path in (config.home, *config.home.parents) if path.exists()), None)
     if existing is not None and not existing.is_dir():
         problems.append(f"PYJIT_HOME must be a directory, and {str(existing)!r} is a file")
+    if config.grpc_token and len(config.grpc_token.strip()) < GRPC_TOKEN_MIN:
+        problems.append(f"PYJIT_GRPC_TOKEN must be at least {GRPC_TOKEN_MIN} characters")
     if not config.grpc_token and not _is_loopback(grpc_addr.host):
         # gRPC loads programs and funds accounts: beyond this machine it needs a credential.
         problems.append(
@@ -306,6 +308,10 @@ def _build(values: dict[str, Any], problems: list[str], demo: bool) -> Config:
     if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append("PYJIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     return config
+
+
+# A shared secret that guards money: long enough that guessing it is not an attack.
+GRPC_TOKEN_MIN = 16
 
 
 def _is_loopback(host: str) -> bool:

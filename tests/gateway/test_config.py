@@ -136,10 +136,13 @@ def test_grpc_beyond_loopback_needs_a_token(address: str) -> None:
 
     with pytest.raises(ConfigError) as raised:
         load_config(environ=env)
-    with_token = load_config(environ={**env, "PYJIT_GRPC_TOKEN": "a-shared-secret"})
+    with_token = load_config(environ={**env, "PYJIT_GRPC_TOKEN": "a-shared-secret-42"})
+    with pytest.raises(ConfigError) as weak:
+        load_config(environ={**env, "PYJIT_GRPC_TOKEN": "      short      "})
 
     assert raised.value.problems[0].startswith("PYJIT_GRPC_TOKEN must be set")
-    assert with_token.grpc_token == "a-shared-secret"
+    assert with_token.grpc_token == "a-shared-secret-42"
+    assert weak.value.problems == ["PYJIT_GRPC_TOKEN must be at least 16 characters"]
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:50051", "[::1]:50051", "localhost:0"])
