@@ -355,27 +355,13 @@ impl Engine {
         )?;
         let parent_token = reader.text(object, path, "parent_token");
         let uses_parent_account = reader.flag(object, path, "uses_parent_account", false);
-        let parent = parent_token
-            .as_ref()
-            .and_then(|parent| self.state.holders.get(parent));
-        if parent_token.is_some() && parent.is_none() {
-            reader.problem(&format!("{path}.parent_token"), "unknown parent");
-            return None;
-        }
-        if parent.is_some_and(|parent| self.descends_from(parent, &token)) {
-            reader.problem(
-                &format!("{path}.parent_token"),
-                "would make the holder its own ancestor",
-            );
-            return None;
-        }
-        if uses_parent_account && parent.is_none() {
-            reader.problem(
-                &format!("{path}.uses_parent_account"),
-                "needs a parent_token",
-            );
-            return None;
-        }
+        let parent = self.parent_of(
+            &token,
+            parent_token.as_deref(),
+            uses_parent_account,
+            path,
+            reader,
+        )?;
         let account_token = match parent {
             Some(parent) if uses_parent_account => parent.account_token.clone(),
             _ => token.clone(),
@@ -408,6 +394,35 @@ impl Engine {
             }));
         }
         Some(effects)
+    }
+
+    /// The parent a holder names: None after reporting an unknown parent, a cycle, or an
+    /// account drawn from a parent that is not named.
+    fn parent_of(
+        &self,
+        token: &str,
+        parent_token: Option<&str>,
+        uses_parent_account: bool,
+        path: &str,
+        reader: &mut Reader,
+    ) -> Option<Option<&Holder>> {
+        let parent = parent_token.and_then(|parent| self.state.holders.get(parent));
+        let problem = if parent_token.is_some() && parent.is_none() {
+            Some(("parent_token", "unknown parent"))
+        } else if parent.is_some_and(|parent| self.descends_from(parent, token)) {
+            Some(("parent_token", "would make the holder its own ancestor"))
+        } else if uses_parent_account && parent.is_none() {
+            Some(("uses_parent_account", "needs a parent_token"))
+        } else {
+            None
+        };
+        match problem {
+            Some((field, message)) => {
+                reader.problem(&format!("{path}.{field}"), message);
+                None
+            }
+            None => Some(parent),
+        }
     }
 
     /// Amounts are in the program currency: an object that names another is refused, not
