@@ -91,36 +91,27 @@ class JournalWriter:
 
     def submit(self, entry: "Entry") -> asyncio.Future[None]:
         """Queue one entry; the future resolves when the commit that carries it succeeds."""
-        return self._submit_row(_row_of(entry))
+        return self._submit_rows([_row_of(entry)])
 
     def submit_raw(self, seq: int, data: bytes) -> asyncio.Future[None]:
         """Queue an entry known only by its JSON (docs/journal.md)."""
-        return self._submit_row(journal_row(seq, data))
-
-    def _submit_row(self, row: JournalRow) -> asyncio.Future[None]:
-        seq = row[0]
-        assert seq > self._last_submitted_seq, "journal entries must be submitted in seq order"
-        self._last_submitted_seq = seq
-        groups = self._groups
-        if not groups or len(groups[-1][0]) >= self._batch_max_entries:
-            groups.append(([], asyncio.get_running_loop().create_future()))
-            self._wakeup.set()
-        rows, future = groups[-1]
-        rows.append(row)
-        self._queued_entries += 1
-        return future
+        return self._submit_rows([journal_row(seq, data)])
 
     def submit_many(self, entries: Sequence["Entry"]) -> asyncio.Future[None] | None:
         """Queue entries in order to be committed in one transaction, however many: a
         program file is durable whole or not at all. Their future, or None when empty."""
         if not entries:
             return None
-        rows = [_row_of(entry) for entry in entries]
+        return self._submit_rows([_row_of(entry) for entry in entries])
+
+    def _submit_rows(self, rows: list[JournalRow]) -> asyncio.Future[None]:
+        """Queue rows (in seq order) into one group, so one commit carries them all."""
         assert rows[0][0] > self._last_submitted_seq, "journal entries must be submitted in order"
         self._last_submitted_seq = rows[-1][0]
         groups = self._groups
         if not groups or len(groups[-1][0]) + len(rows) > self._batch_max_entries:
-            # A group larger than a batch is committed alone (see `_take`).
+            # Rows that do not fit start a group; one larger than a batch is committed alone
+            # (see `_take`).
             groups.append(([], asyncio.get_running_loop().create_future()))
             self._wakeup.set()
         group, future = groups[-1]
