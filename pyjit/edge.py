@@ -135,8 +135,8 @@ def _jit_handler(state: ServerState, expected: bytes) -> Any:
         except TokenConflict as error:
             return _bad_input(body, error.field, str(error), 409, rejected)
         except MessageError as error:
-            field_path, message = refusal_of(error, body)
-            return _bad_input(body, field_path, message, 400, rejected)
+            field_path, problem = refusal_of(error, body)
+            return _bad_input(body, field_path, f"{field_path}: {problem}", 400, rejected)
 
         # The decider counted and logged the decision.
         return web.Response(status=answer.status, body=answer.body, content_type=JSON)

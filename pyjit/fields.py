@@ -72,9 +72,9 @@ def _check(values: dict[str, Any], expected: dict[str, tuple[type, ...]], prefix
 
 
 def refusal_of(error: ValueError, body: bytes) -> tuple[str, str]:
-    """The field a refused message names and its message, both about the same field: the
-    engine writes `field: problem`, and a `$` it could not place is named here when it can."""
+    """The field a refused message names and the problem with it: the engine writes
+    `field: problem`, and a `$` it could not place is named here when it can."""
     engine_field = str(getattr(error, "field", "$"))
     problem = str(error).removeprefix(f"{engine_field}: ")
     field = (mistyped_field(body) if engine_field == "$" else None) or engine_field
-    return field, f"{field}: {problem}"
+    return field, problem

@@ -120,13 +120,8 @@ class JitService(jit_pb2_grpc.JitServicer):
                     decider, request.raw, request.approved, STANDIN_COMMIT_TIMEOUT_S
                 )
             except (MessageError, TokenConflict) as error:
-                field, message = refusal_of(error, request.raw)
-                raise RpcRefusal(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "INVALID_FIELD",
-                    f"raw.{message}",
-                    f"raw.{field}",
-                ) from error
+                field, problem = refusal_of(error, request.raw)
+                raise invalid(f"raw.{field}", problem) from error
         except RpcRefusal as refusal:
             await abort(context, refusal)
             raise
@@ -151,7 +146,5 @@ async def decide_or_refuse(decider: Decider, body: bytes, received_ns: int) -> A
             grpc.StatusCode.ALREADY_EXISTS, "TOKEN_CONFLICT", str(error), error.field
         ) from error
     except MessageError as error:
-        field, message = refusal_of(error, body)
-        raise RpcRefusal(
-            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", message, field
-        ) from error
+        field, problem = refusal_of(error, body)
+        raise invalid(field, problem) from error
