@@ -68,6 +68,13 @@ PROGRAM_BODY_MAX = 1024 * 1024
 class ProgramTooLarge(ValueError):
     """A program file larger than one load may be; it must be sent in parts."""
 
+    def __init__(self, size: int | None = None) -> None:
+        has = f", this one has {size}" if size is not None else ""
+        super().__init__(
+            f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes at a time{has}: "
+            "send it in parts (pyjit load does)"
+        )
+
 
 class Decider:
     """The single writer of the engine's state; every engine call goes through it."""
@@ -185,10 +192,7 @@ class Decider:
         than `timeout_s` (the entries stay queued and will be committed), or
         `ProgramTooLarge` for a body over `PROGRAM_BODY_MAX`."""
         if len(body) > PROGRAM_BODY_MAX:
-            raise ProgramTooLarge(
-                f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes at a time, "
-                f"this one has {len(body)}: send it in parts (pyjit load does)"
-            )
+            raise ProgramTooLarge(len(body))
         if not self._admission.is_set():
             await self._admission.wait()
         entries = self.engine.load(body, self.clock.now_ms())

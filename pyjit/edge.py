@@ -272,12 +272,12 @@ async def _load_program(request: web.Request, state: ServerState, decider: Decid
         body = await read_at_most(request, PROGRAM_BODY_MAX)
     except BodyRefused as refused:
         return json_response(refused.status, {"error": str(refused)})
+    if body is None:
+        return program_too_large(ProgramTooLarge())
     try:
-        if body is None:
-            raise ProgramTooLarge(f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes")
         entries = await decider.load_program(body, PROGRAM_COMMIT_TIMEOUT_S)
     except ProgramTooLarge as error:
-        return json_response(413, {"error": str(error), "limit_bytes": PROGRAM_BODY_MAX})
+        return program_too_large(error)
     except ProgramError as error:
         problems = [{"path": path, "message": message} for path, message in error.problems]
         log.warning("program rejected with %d problems", len(problems))
@@ -286,6 +286,10 @@ async def _load_program(request: web.Request, state: ServerState, decider: Decid
         return json_response(503, {"error": str(error)})
     log.info("program loaded: %d journal entries", entries)
     return json_response(200, {"entries": entries, "last_seq": decider.engine.last_seq})
+
+
+def program_too_large(error: ProgramTooLarge) -> web.Response:
+    return json_response(413, {"error": str(error), "limit_bytes": PROGRAM_BODY_MAX})
 
 
 async def _reconciliation(

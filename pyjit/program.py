@@ -78,13 +78,12 @@ def parts_of(
     document: dict[str, Any] = json.loads(body, parse_float=_NumberText)
     # The program's settings, unknown keys and non-arrays go first, where the engine refuses
     # what it must before anything is applied.
-    first = {
+    current: dict[str, Any] = {
         key: value
         for key, value in document.items()
         if key not in COLLECTIONS or not isinstance(value, list)
     }
     parts: list[Part] = []
-    current: dict[str, Any] = dict(first)
     starts: dict[str, int] = {}
     size = len(_encoded(current))
     for collection in COLLECTIONS:

@@ -19,13 +19,15 @@ from aiohttp import web
 from pyjit import logs, metrics
 from pyjit.clock import Clock
 from pyjit.config import Config
-from pyjit.decider import PROGRAM_BODY_MAX
+from pyjit.decider import PROGRAM_BODY_MAX, ProgramTooLarge
 from pyjit.edge import (
+    JIT_BODY_MAX,
     BodyRefused,
     _authorized,
     _unauthorized,
     basic_header,
     json_response,
+    program_too_large,
     read_at_most,
 )
 from pyjit.routing import NoHolder, Router, holder_of
@@ -36,7 +38,6 @@ from pyjit.webhooks_runtime import install_intake
 
 log = logging.getLogger(__name__)
 
-JIT_BODY_MAX = 64 * 1024
 ADMIN_BODY_MAX = 64 * 1024 * 1024
 PROGRAM_TIMEOUT_S = 60.0
 # Short: a shard that is still away holds up the stand-ins queued behind its own.
@@ -164,8 +165,7 @@ def _program_handler(state: EdgeState, expected: bytes) -> Any:
         except BodyRefused as refused:
             return json_response(refused.status, {"error": str(refused)})
         if document is None:
-            message = f"a program file is loaded at most {PROGRAM_BODY_MAX} bytes at a time"
-            return json_response(413, {"error": message, "limit_bytes": PROGRAM_BODY_MAX})
+            return program_too_large(ProgramTooLarge())
         try:
             entries = await state.router.load_program(document, PROGRAM_TIMEOUT_S)
         except grpc.aio.AioRpcError as error:
