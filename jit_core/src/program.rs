@@ -480,10 +480,6 @@ impl Engine {
         let current = self.state.cards.get(&token).map(|card| card.state);
         let state_path = format!("{path}.state");
         let state = read_card_state(reader, object.get("state"), &state_path, current)?;
-        if current == Some(CardState::Terminated) && state != CardState::Terminated {
-            reader.problem(&state_path, "a TERMINATED card stays terminated");
-            return None;
-        }
         let expires_at_ms = match reader.text(object, path, "expiration") {
             Some(mmyy) => Some(expiry_ms(&mmyy).or_else(|| {
                 reader.problem(&format!("{path}.expiration"), "must be MMYY");
@@ -767,13 +763,6 @@ impl Engine {
             let state_path = format!("{path}.state");
             let state =
                 read_card_state(reader, object.get("state"), &state_path, Some(card.state))?;
-            if card.state == CardState::Terminated && state != CardState::Terminated {
-                reader.problem(
-                    &format!("{path}.state"),
-                    "a TERMINATED card stays terminated",
-                );
-                return None;
-            }
             return Some(vec![put(ProgramObject::Card(Card {
                 state,
                 ..card.clone()
@@ -843,7 +832,8 @@ fn read_status(
     Some(status)
 }
 
-/// A card's state as given, else `current`, else ACTIVE.
+/// A card's state as given, else `current`, else ACTIVE; None after a problem, among them
+/// leaving TERMINATED, which is final.
 fn read_card_state(
     reader: &mut Reader,
     value: Option<&Value>,
@@ -861,6 +851,10 @@ fn read_card_state(
             return None;
         }
     };
+    if current == Some(CardState::Terminated) && state != CardState::Terminated {
+        reader.problem(path, "a TERMINATED card stays terminated");
+        return None;
+    }
     Some(state)
 }
 

@@ -854,6 +854,10 @@ fn re_running_a_file_keeps_what_transitions_did() {
         br#"{"cards": [{"token": "card_a", "user_token": "alice", "state": "ACTIVE"}]}"#,
         NOW_MS,
     );
+    let transition = engine.load(
+        br#"{"cardtransitions": [{"token": "t3", "card_token": "card_a", "state": "ACTIVE"}]}"#,
+        NOW_MS,
+    );
     let on_a = decide(
         &mut engine,
         &body("tr1", "pgfs.authorization", "card_a", "\"1.00\"", ""),
@@ -866,6 +870,8 @@ fn re_running_a_file_keeps_what_transitions_did() {
     assert!(again.is_empty(), "nothing changed: {again:?}");
     let problems = revive.expect_err("TERMINATED is final").problems;
     assert_eq!(problems[0].0, "cards[0].state");
+    let problems = transition.expect_err("nor by a transition").problems;
+    assert_eq!(problems[0].0, "cardtransitions[0].state");
     assert_eq!(on_a.decline_reason.as_deref(), Some("CARD_NOT_ACTIVE"));
     assert_eq!(on_b.decline_reason.as_deref(), Some("CLOSED_ACCOUNT"));
 }
