@@ -12,6 +12,7 @@
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -104,6 +105,17 @@ def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     raise AssertionError("the gateway did not become ready")
 
 
+@contextlib.contextmanager
+def serving(env: dict[str, str], log: Path, stop_within_s: float = 30) -> Iterator[None]:
+    """A `pyjit serve` for the body of the `with`, stopped by SIGTERM after it."""
+    server = start_server(env, log)
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(stop_within_s)
+
+
 def replay(
     env: dict[str, str], sample: Path, answers: Path, report: Path
 ) -> subprocess.Popen[bytes]:
@@ -161,13 +173,9 @@ async def test_sigkill_mid_replay_then_repeat(database_url: str, tmp_path: Path)
     server.wait()
     assert await asyncio.to_thread(first.wait, 120) != 0  # it saw the gateway die
 
-    server = start_server(env, tmp_path / "server.log")
-    try:
+    with serving(env, tmp_path / "server.log"):
         second = replay(env, sample, tmp_path / "a2.jsonl", tmp_path / "r2.json")
         assert await asyncio.to_thread(second.wait, 180) == 0
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
 
     before, after = read_answers(tmp_path / "a1.jsonl"), read_answers(tmp_path / "a2.jsonl")
     assert len(before) > 1000
@@ -311,13 +319,9 @@ async def test_a_replay_whose_program_is_over_one_load_sends_it_in_parts(
     # takes.
     write_sample(sample, 4_000, holders=4_000, cards=4_000)
     env = server_env(database_url, free_port(), tmp_path)
-    server = start_server(env, tmp_path / "server.log")
-    try:
+    with serving(env, tmp_path / "server.log"):
         replayed = replay(env, sample, tmp_path / "a.jsonl", tmp_path / "r.json")
         assert await asyncio.to_thread(replayed.wait, 300) == 0
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
 
     report = orjson.loads((tmp_path / "r.json").read_bytes())
     assert report["reconciliation"]["ok"] and report["reconciliation"]["accounts"] == 4_000

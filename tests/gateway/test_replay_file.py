@@ -5,7 +5,6 @@ replay of the same file changes nothing and receives the same answers. Skipped o
 data file is absent (a user's machine without ../shared)."""
 
 import asyncio
-import signal
 from pathlib import Path
 
 import orjson
@@ -17,7 +16,7 @@ from tests.gateway.test_faults import (
     read_answers,
     replay,
     server_env,
-    start_server,
+    serving,
 )
 
 DATA = REPO.parent / "shared" / "data" / "card_transactions_multicard_sample.csv"
@@ -27,15 +26,11 @@ DATA = REPO.parent / "shared" / "data" / "card_transactions_multicard_sample.csv
 @pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is absent")
 async def test_replay_of_the_multicard_file_reconciles(database_url: str, tmp_path: Path) -> None:
     env = server_env(database_url, free_port(), tmp_path)
-    server = start_server(env, tmp_path / "server.log")
-    try:
+    with serving(env, tmp_path / "server.log", stop_within_s=60):
         first = replay(env, DATA, tmp_path / "a1.jsonl", tmp_path / "r1.json")
         assert await asyncio.to_thread(first.wait, 500) == 0
         second = replay(env, DATA, tmp_path / "a2.jsonl", tmp_path / "r2.json")
         assert await asyncio.to_thread(second.wait, 500) == 0
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
 
     report = orjson.loads((tmp_path / "r1.json").read_bytes())
     assert report["transactions"] == 30_000
