@@ -268,12 +268,9 @@ async def _projector_check(state: ServerState) -> dict[str, object]:
 
 
 async def _load_program(request: web.Request, state: ServerState, decider: Decider) -> web.Response:
-    try:
-        body = await read_at_most(request, PROGRAM_BODY_MAX)
-    except BodyRefused as refused:
-        return json_response(refused.status, {"error": str(refused)})
-    if body is None:
-        return program_too_large(ProgramTooLarge())
+    body = await program_body(request)
+    if isinstance(body, web.Response):
+        return body
     try:
         entries = await decider.load_program(body, PROGRAM_COMMIT_TIMEOUT_S)
     except ProgramTooLarge as error:
@@ -286,6 +283,16 @@ async def _load_program(request: web.Request, state: ServerState, decider: Decid
         return json_response(503, {"error": str(error)})
     log.info("program loaded: %d journal entries", entries)
     return json_response(200, {"entries": entries, "last_seq": decider.engine.last_seq})
+
+
+async def program_body(request: web.Request) -> bytes | web.Response:
+    """A program file's body, or the answer that refuses it unread (compressed, too slow,
+    over one load)."""
+    try:
+        body = await read_at_most(request, PROGRAM_BODY_MAX)
+    except BodyRefused as refused:
+        return json_response(refused.status, {"error": str(refused)})
+    return program_too_large(ProgramTooLarge()) if body is None else body
 
 
 def program_too_large(error: ProgramTooLarge) -> web.Response:

@@ -19,7 +19,6 @@ from aiohttp import web
 from pyjit import logs, metrics
 from pyjit.clock import Clock
 from pyjit.config import Config
-from pyjit.decider import PROGRAM_BODY_MAX, ProgramTooLarge
 from pyjit.edge import (
     JIT_BODY_MAX,
     BodyRefused,
@@ -27,7 +26,7 @@ from pyjit.edge import (
     _unauthorized,
     basic_header,
     json_response,
-    program_too_large,
+    program_body,
     read_at_most,
 )
 from pyjit.routing import NoHolder, Router, holder_of
@@ -160,12 +159,9 @@ def _program_handler(state: EdgeState, expected: bytes) -> Any:
     async def load(request: web.Request) -> web.Response:
         if not _authorized(request, expected):
             return _unauthorized()
-        try:
-            document = await read_at_most(request, PROGRAM_BODY_MAX)
-        except BodyRefused as refused:
-            return json_response(refused.status, {"error": str(refused)})
-        if document is None:
-            return program_too_large(ProgramTooLarge())
+        document = await program_body(request)
+        if isinstance(document, web.Response):
+            return document
         try:
             entries = await state.router.load_program(document, PROGRAM_TIMEOUT_S)
         except grpc.aio.AioRpcError as error:
